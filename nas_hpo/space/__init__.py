@@ -1,0 +1,42 @@
+"""The space model: parameter types, conditions, forbidden clauses and ``SearchSpace``."""
+
+from __future__ import annotations
+
+from nas_hpo.space._conditions import (
+    And,
+    Condition,
+    Equals,
+    Forbidden,
+    ForbiddenAnd,
+    ForbiddenEquals,
+    ForbiddenIn,
+    GreaterThan,
+    In,
+    LessThan,
+    NotEquals,
+    Or,
+)
+from nas_hpo.space._params import Categorical, Constant, Float, Hyperparameter, Integer
+from nas_hpo.space._space import Config, SearchSpace
+
+__all__ = [
+    "And",
+    "Categorical",
+    "Condition",
+    "Config",
+    "Constant",
+    "Equals",
+    "Float",
+    "Forbidden",
+    "ForbiddenAnd",
+    "ForbiddenEquals",
+    "ForbiddenIn",
+    "GreaterThan",
+    "Hyperparameter",
+    "In",
+    "Integer",
+    "LessThan",
+    "NotEquals",
+    "Or",
+    "SearchSpace",
+]

@@ -1,0 +1,47 @@
+"""Optuna define-by-run for a conditional space (translation only, no search logic).
+
+Parameters are asked in the space's topological order and only when active, under their own
+names, so ``trial.params`` of a finished trial is exactly the config. A forbidden combination can
+only be seen once its last parameter is drawn; the trial is then pruned before the objective runs,
+with the clause stored in the trial's ``forbidden`` user attribute.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from nas_hpo.space._params import Categorical, Constant, Float, Hyperparameter, Integer
+
+if TYPE_CHECKING:
+    from nas_hpo.space._space import Config, SearchSpace
+
+
+class ForbiddenConfigurationError(optuna.TrialPruned):
+    """The sampled configuration hits a forbidden clause; the trial is pruned, not evaluated."""
+
+
+def ask(trial: optuna.trial.BaseTrial, p: Hyperparameter) -> Any:
+    if isinstance(p, Categorical):
+        return trial.suggest_categorical(p.name, list(p.choices))
+    if isinstance(p, Integer):
+        return trial.suggest_int(p.name, p.low, p.high, log=p.log)
+    if isinstance(p, Float):
+        return trial.suggest_float(p.name, p.low, p.high, log=p.log)
+    if isinstance(p, Constant):
+        # A one-choice categorical keeps trial.params equal to the config.
+        return trial.suggest_categorical(p.name, [p.value])
+    raise TypeError(f"no Optuna distribution for {p!r}")
+
+
+def suggest(space: SearchSpace, trial: optuna.trial.BaseTrial) -> Config:
+    config: Config = {}
+    for name in space.order:
+        if space.is_active(name, config):
+            config[name] = ask(trial, space[name])
+    clause = next((c for c in space.forbidden if c.fires(config)), None)
+    if clause is not None:
+        trial.set_user_attr("forbidden", str(clause))
+        raise ForbiddenConfigurationError(f"forbidden combination {clause}: {config}")
+    return config

@@ -1,0 +1,420 @@
+"""The conditional search space: parameters, the condition that activates each, forbidden clauses.
+
+A space is data. A *config* is a plain dict of the active parameters only (inactive ones are
+absent, never ``None``). Everything that walks a space does so in one topological order of the
+condition graph, so a parent is always decided before its children.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas_hpo.space._conditions import (
+    Condition,
+    Forbidden,
+    check_relation_value,
+)
+from nas_hpo.space._count import count_valid
+from nas_hpo.space._params import (
+    Categorical,
+    Float,
+    Hyperparameter,
+    Integer,
+    _plain,
+)
+
+if TYPE_CHECKING:
+    import ConfigSpace
+    import optuna
+    import torch
+
+Config = dict[str, Any]
+Builder = Callable[..., "torch.nn.Module"]
+
+_MAX_REJECTIONS = 10_000
+
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+class SearchSpace:
+    """A conditional hyperparameter space.
+
+    ``conditions`` maps a parameter's name to the one condition that makes it active (combine
+    several with ``And`` / ``Or``); a parameter without an entry is always active. ``forbidden``
+    lists clauses no valid config may trigger. Construction checks the whole definition: unknown
+    names, cycles, condition values outside the parent's domain, a forbidden default, and clauses
+    that leave no valid configuration at all.
+
+    Equality is structural (order of parameters, of conjunction parts and of clauses does not
+    matter); ``name`` and the model builder are labels and do not take part.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Hyperparameter],
+        conditions: Mapping[str, Condition] | None = None,
+        forbidden: Iterable[Forbidden] = (),
+        *,
+        name: str | None = None,
+        builder: Builder | None = None,
+        arch_key: Callable[[Mapping[str, Any]], str] | None = None,
+    ) -> None:
+        self.name = name
+        self._builder = builder
+        self._key_fn = arch_key
+        params = list(params)
+        self._params: dict[str, Hyperparameter] = {}
+        for p in params:
+            if not isinstance(p, Hyperparameter):
+                raise TypeError(f"not a hyperparameter: {p!r}")
+            if p.name in self._params:
+                raise ValueError(f"duplicate parameter name {p.name!r}")
+            self._params[p.name] = p
+        self._conditions: dict[str, Condition] = dict(conditions or {})
+        self._forbidden: tuple[Forbidden, ...] = tuple(forbidden)
+        self._check_conditions()
+        self._order = self._topological_order()
+        self._check_forbidden()
+        self._size: float | None = None
+
+    # ------------------------------------------------------------------ construction checks
+
+    def _check_conditions(self) -> None:
+        for child, cond in self._conditions.items():
+            if child not in self._params:
+                raise ValueError(f"condition on unknown parameter {child!r}")
+            if not isinstance(cond, Condition):
+                raise TypeError(f"condition of {child!r} is not a Condition: {cond!r}")
+            for leaf in cond.leaves():
+                if leaf.parent not in self._params:
+                    raise ValueError(
+                        f"condition of {child!r} refers to unknown parameter {leaf.parent!r}"
+                    )
+                if leaf.parent == child:
+                    raise ValueError(f"condition of {child!r} refers to itself")
+                check_relation_value(leaf, self._params[leaf.parent], child)
+
+    def _topological_order(self) -> list[str]:
+        # Kahn's algorithm, keeping declaration order among ready parameters so that the
+        # order (and with it every seeded sample) is stable.
+        parents = {n: set(c.parents()) for n, c in self._conditions.items()}
+        order: list[str] = []
+        done: set[str] = set()
+        pending = list(self._params)
+        while pending:
+            ready = [n for n in pending if parents.get(n, set()) <= done]
+            if not ready:
+                cycle = ", ".join(sorted(pending))
+                raise ValueError(f"the conditions form a cycle among: {cycle}")
+            for n in ready:
+                order.append(n)
+                done.add(n)
+            pending = [n for n in pending if n not in done]
+        return order
+
+    def _check_forbidden(self) -> None:
+        for clause in self._forbidden:
+            if not isinstance(clause, Forbidden):
+                raise TypeError(f"not a forbidden clause: {clause!r}")
+            for leaf in clause.leaves():
+                if leaf.name not in self._params:
+                    raise ValueError(f"forbidden clause {clause} names unknown parameter {leaf.name!r}")
+                param = self._params[leaf.name]
+                for v in leaf.mentioned():
+                    if not param.contains(v):
+                        raise ValueError(
+                            f"forbidden clause {clause}: {v!r} is not a value of {leaf.name!r} "
+                            f"({param.domain_text()})"
+                        )
+        if not self._forbidden:
+            return
+        if count_valid(self._order, self._params, self._conditions, self._forbidden,
+                       stop_at_first=True) == 0:
+            raise ValueError("the forbidden clauses exclude every configuration of the space")
+        default = self._complete({}, lambda p: p.default)
+        hit = self._fired(default)
+        if hit is not None:
+            # ConfigSpace refuses such a space as well; a valid default keeps exports working.
+            raise ValueError(f"the default configuration {default} is forbidden by {hit}")
+
+    # ------------------------------------------------------------------ accessors
+
+    @property
+    def params(self) -> dict[str, Hyperparameter]:
+        return dict(self._params)
+
+    @property
+    def conditions(self) -> dict[str, Condition]:
+        return dict(self._conditions)
+
+    @property
+    def forbidden(self) -> tuple[Forbidden, ...]:
+        return self._forbidden
+
+    @property
+    def order(self) -> list[str]:
+        """Parameter names in the topological order every walk uses."""
+        return list(self._order)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __getitem__(self, name: str) -> Hyperparameter:
+        return self._params[name]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SearchSpace):
+            return NotImplemented
+        return (
+            self._params == other._params
+            and self._conditions == other._conditions
+            and frozenset(self._forbidden) == frozenset(other._forbidden)
+        )
+
+    def __hash__(self) -> int:
+        return hash((frozenset(self._params.items()), frozenset(self._forbidden)))
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return (
+            f"<SearchSpace{label}: {len(self._params)} parameters, "
+            f"{len(self._conditions)} conditions, {len(self._forbidden)} forbidden clauses>"
+        )
+
+    def describe(self) -> str:
+        """A readable listing of parameters, conditions and clauses."""
+        lines = [repr(self)]
+        for n in self._order:
+            cond = self._conditions.get(n)
+            lines.append(
+                f"  {n}: {self._params[n].domain_text()}" + (f"  if {cond}" if cond else "")
+            )
+        lines.extend(f"  forbidden: {c}" for c in self._forbidden)
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ activity
+
+    def is_active(self, name: str, config: Mapping[str, Any]) -> bool:
+        """Whether ``name`` is active given the (active) values in ``config``."""
+        cond = self._conditions.get(name)
+        return cond is None or cond.holds(config, self._params)
+
+    def _fired(self, config: Mapping[str, Any]) -> Forbidden | None:
+        return next((c for c in self._forbidden if c.fires(config)), None)
+
+    def is_forbidden(self, config: Mapping[str, Any]) -> bool:
+        return self._fired(config) is not None
+
+    def _complete(
+        self, config: Mapping[str, Any], fill: Callable[[Hyperparameter], Any]
+    ) -> Config:
+        """Walk the order: keep present active values, fill newly active ones, drop inactive."""
+        out: Config = {}
+        for n in self._order:
+            if self.is_active(n, out):
+                out[n] = config[n] if n in config else fill(self._params[n])
+        return out
+
+    # ------------------------------------------------------------------ operations
+
+    def default(self) -> Config:
+        """The configuration of default values (its inactive parameters left out)."""
+        return self._complete({}, lambda p: p.default)
+
+    def sample(self, *, seed: int | np.random.Generator | None = None) -> Config:
+        """A random valid configuration: each active parameter drawn from its own
+        distribution, forbidden combinations rejected and redrawn."""
+        rng = _rng(seed)
+        for _ in range(_MAX_REJECTIONS):
+            config = self._complete({}, lambda p: _plain(p.sample(rng)))
+            if not self.is_forbidden(config):
+                return config
+        raise RuntimeError(
+            f"no valid configuration found in {_MAX_REJECTIONS} draws: the forbidden clauses "
+            "exclude almost the whole space"
+        )
+
+    def validate(self, config: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming the parameter if ``config`` is not a valid configuration."""
+        if not isinstance(config, Mapping):
+            raise ValueError(f"a configuration is a dict of parameter values, got {config!r}")
+        unknown = [k for k in config if k not in self._params]
+        if unknown:
+            raise ValueError(
+                f"unknown parameter {unknown[0]!r}; the space has: {', '.join(self._order)}"
+            )
+        seen: Config = {}
+        for n in self._order:
+            active = self.is_active(n, seen)
+            if active and n not in config:
+                why = f" (its condition {self._conditions[n]} holds)" if n in self._conditions else ""
+                raise ValueError(f"active parameter {n!r} is missing{why}")
+            if not active and n in config:
+                raise ValueError(
+                    f"parameter {n!r} is inactive (needs {self._conditions[n]}) but is set "
+                    f"to {config[n]!r}"
+                )
+            if active:
+                if not self._params[n].contains(config[n]):
+                    raise ValueError(
+                        f"value {config[n]!r} of parameter {n!r} is outside its domain: "
+                        f"{self._params[n].domain_text()}"
+                    )
+                seen[n] = config[n]
+        hit = self._fired(seen)
+        if hit is not None:
+            raise ValueError(f"forbidden combination: {hit} (in {dict(config)})")
+
+    def is_valid(self, config: Mapping[str, Any]) -> bool:
+        try:
+            self.validate(config)
+        except ValueError:
+            return False
+        return True
+
+    def size(self) -> float:
+        """Exact number of valid configurations, counting conditions and forbidden clauses;
+        ``math.inf`` when a float parameter can be active."""
+        if self._size is None:
+            n = count_valid(self._order, self._params, self._conditions, self._forbidden)
+            self._size = n if math.isinf(n) else int(round(n))
+        return self._size
+
+    def is_finite(self) -> bool:
+        return not math.isinf(self.size())
+
+    def arch_key(self, config: Mapping[str, Any]) -> str:
+        """A canonical key: equal for equal configs whatever the dict order. Spaces with an
+        established name for their architectures (NAS-Bench-201 strings) supply their own."""
+        if self._key_fn is not None:
+            return self._key_fn(config)
+        clean = {k: _plain(config[k]) for k in sorted(config)}
+        return json.dumps(clean, sort_keys=True, separators=(",", ":"))
+
+    # ------------------------------------------------------------------ neighbourhoods
+
+    def _other_value(self, param: Hyperparameter, value: Any, rng: np.random.Generator) -> Any:
+        if isinstance(param, Categorical):
+            others = [c for i, c in enumerate(param.choices) if i != param.index(value)]
+            return others[int(rng.integers(len(others)))]
+        if isinstance(param, Integer):
+            for _ in range(100):
+                v = param.sample(rng)
+                if v != value:
+                    return v
+            v = int(rng.integers(param.low, param.high))
+            return v + 1 if v >= value else v
+        return _plain(param.sample(rng))
+
+    def _mutable(self, config: Mapping[str, Any]) -> list[str]:
+        return [n for n in self._order if n in config and self._params[n].cardinality() > 1]
+
+    def mutate(self, config: Mapping[str, Any], rng: np.random.Generator | int | None = None) -> Config:
+        """A child that differs from ``config`` in one active parameter. Parameters the change
+        activates are drawn at random; those it deactivates are dropped; every other value is
+        inherited. Forbidden children are redrawn."""
+        rng = _rng(rng)
+        self.validate(config)
+        names = self._mutable(config)
+        if not names:
+            raise ValueError("the configuration has no parameter with more than one value")
+        for _ in range(_MAX_REJECTIONS):
+            name = names[int(rng.integers(len(names)))]
+            child = dict(config)
+            child[name] = self._other_value(self._params[name], config[name], rng)
+            child = self._complete(child, lambda p: _plain(p.sample(rng)))
+            if not self.is_forbidden(child):
+                return child
+        raise RuntimeError("every mutation of the configuration is forbidden")
+
+    def neighbors(self, config: Mapping[str, Any]) -> list[Config]:
+        """All valid configs one step away: another choice of one categorical, one up or down
+        for an integer, a tenth of the range up or down for a float (in log space for log
+        scales). Parameters the step activates take their defaults, so the list is
+        deterministic."""
+        self.validate(config)
+        out: list[Config] = []
+        seen = {self.arch_key(config)}
+        for name in self._mutable(config):
+            param, value = self._params[name], config[name]
+            for v in _steps(param, value):
+                child = dict(config)
+                child[name] = v
+                child = self._complete(child, lambda p: p.default)
+                key = self.arch_key(child)
+                if key not in seen and not self.is_forbidden(child):
+                    seen.add(key)
+                    out.append(child)
+        return out
+
+    # ------------------------------------------------------------------ exports and model
+
+    def to_configspace(self) -> ConfigSpace.ConfigurationSpace:
+        """The same space as a ConfigSpace ``ConfigurationSpace`` (lossless)."""
+        from nas_hpo.space._configspace import to_configspace
+
+        return to_configspace(self)
+
+    @classmethod
+    def from_configspace(cls, cs: ConfigSpace.ConfigurationSpace) -> SearchSpace:
+        """Read any ConfigSpace space (also one loaded from ConfigSpace's JSON)."""
+        from nas_hpo.space._configspace import from_configspace
+
+        return from_configspace(cs)
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> Config:
+        """Optuna define-by-run: ask the trial for the active parameters only, in topological
+        order. A forbidden result prunes the trial before anything is evaluated."""
+        from nas_hpo.space._optuna import suggest
+
+        return suggest(self, trial)
+
+    def build(self, config: Mapping[str, Any], *, input_shape: tuple[int, ...],
+              num_classes: int) -> torch.nn.Module:
+        """The network of ``config`` (spaces of the catalogue; a bare hyperparameter space has
+        no network)."""
+        if self._builder is None:
+            raise TypeError(
+                f"space {self.name or '(unnamed)'} has no model builder: only spaces of the "
+                "catalogue (nas_hpo.spaces) build networks"
+            )
+        self.validate(config)
+        return self._builder(dict(config), input_shape=tuple(input_shape), num_classes=num_classes)
+
+    def with_builder(self, builder: Builder, *, name: str | None = None,
+                     arch_key: Callable[[Mapping[str, Any]], str] | None = None) -> SearchSpace:
+        """A copy of this space that builds networks with ``builder``."""
+        return SearchSpace(
+            self._params.values(), self._conditions, self._forbidden,
+            name=name or self.name, builder=builder, arch_key=arch_key or self._key_fn,
+        )
+
+
+def _steps(param: Hyperparameter, value: Any) -> list[Any]:
+    if isinstance(param, Categorical):
+        i = param.index(value)
+        return [c for j, c in enumerate(param.choices) if j != i]
+    if isinstance(param, Integer):
+        return [v for v in (value - 1, value + 1) if param.low <= v <= param.high]
+    if isinstance(param, Float):
+        if param.log:
+            lo, hi, x = math.log(param.low), math.log(param.high), math.log(value)
+            step = (hi - lo) / 10
+            cand = [math.exp(min(max(x + d, lo), hi)) for d in (-step, step)]
+        else:
+            step = (param.high - param.low) / 10
+            cand = [min(max(value + d, param.low), param.high) for d in (-step, step)]
+        return [min(max(v, param.low), param.high) for v in cand if v != value]
+    return []  # a Constant has no other value
