@@ -1,0 +1,128 @@
+"""What every objective shares: the result type, the evaluation context, the base class.
+
+An objective maps a config of a space to one value per study direction. Everything else it
+learns about the architecture (test accuracy, parameter count, the learning curve, the fidelity
+used) travels in ``Result.user_attrs`` and ends up in the Optuna trial's user attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas_hpo.space import SearchSpace
+
+
+class TrialFailure(RuntimeError):
+    """An evaluation that ended without a usable result (NaN loss, divergence, a NaN score).
+
+    The runner records the trial as failed with this message as its ``fail_reason`` and the
+    study goes on.
+    """
+
+
+@dataclass(frozen=True)
+class Result:
+    """One evaluation: ``values`` (one per study direction) and what else was measured."""
+
+    values: tuple[float, ...]
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = tuple(float(v) for v in self.values)
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            raise TrialFailure(f"the objective returned a non-finite value: {values}")
+        object.__setattr__(self, "values", values)
+
+    @classmethod
+    def of(cls, value: Any, user_attrs: Mapping[str, Any] | None = None) -> Result:
+        """Wrap what a plain callable returned: a number, a tuple of numbers, or a Result."""
+        if isinstance(value, Result):
+            return value
+        if isinstance(value, (tuple, list)):
+            return cls(tuple(value), dict(user_attrs or {}))
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TrialFailure(
+                f"the objective returned {value!r}; expected a number or a tuple of numbers"
+            ) from None
+        return cls((number,), dict(user_attrs or {}))
+
+
+class Context:
+    """What an evaluation may do besides returning: know its seed, report progress, store
+    attributes. This base is the stand-alone context (a notebook, a test): reports are kept
+    in ``reports`` and nothing is pruned."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.reports: list[tuple[int, float]] = []
+        self.attrs: dict[str, Any] = {}
+
+    def report(self, value: float, step: int) -> None:
+        """Report an intermediate value (e.g. validation accuracy after epoch ``step``); raises
+        ``optuna.TrialPruned`` when the strategy's pruner stops the trial."""
+        self.reports.append((step, float(value)))
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self.attrs[key] = value
+
+
+class OptunaContext(Context):
+    """The context of an Optuna trial: reports go to ``trial.report`` and the pruner."""
+
+    def __init__(self, trial: optuna.trial.Trial, seed: int) -> None:
+        super().__init__(seed)
+        self.trial = trial
+
+    def report(self, value: float, step: int) -> None:
+        import optuna
+
+        super().report(value, step)
+        if not math.isfinite(value):
+            raise TrialFailure(f"intermediate value {value} at step {step} is not finite")
+        self.trial.report(float(value), step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} with value {value:.4g}")
+
+    def set_attr(self, key: str, value: Any) -> None:
+        super().set_attr(key, value)
+        self.trial.set_user_attr(key, value)
+
+
+class Objective:
+    """Base of the registered objectives: ``objective(config, space=..., ctx=...) -> Result``.
+
+    ``directions`` are the optimization directions of ``Result.values`` (what the study file's
+    ``directions`` must match)."""
+
+    directions: tuple[str, ...] = ("maximize",)
+
+    def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
+        raise NotImplementedError
+
+
+class CallableObjective(Objective):
+    """A user's plain ``f(config) -> float | tuple`` (or ``f(config, ctx)``) as an objective."""
+
+    def __init__(self, fn: Any, directions: tuple[str, ...] | None = None) -> None:
+        self.fn = fn
+        self.directions = directions or ("maximize",)
+        import inspect
+
+        try:
+            n = len(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            n = 1
+        self._wants_ctx = n >= 2
+
+    def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
+        value = self.fn(dict(config), ctx) if self._wants_ctx else self.fn(dict(config))
+        return Result.of(value)

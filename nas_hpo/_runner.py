@@ -1,0 +1,233 @@
+"""``nas_hpo.run``: from a study description to a finished Optuna study.
+
+The runner resolves the space, objective and strategy through their registries, opens (or
+resumes) the Optuna study in its storage and lets the chosen backend drive the trials. Every
+trial records its architecture key, seed, and whatever the objective measured as user
+attributes, so the study alone tells the whole story (optuna-dashboard, pandas).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from nas_hpo import objectives, spaces, strategies
+from nas_hpo._objective import CallableObjective, Objective, OptunaContext, TrialFailure
+from nas_hpo._registry import Registry, UnknownNameError
+from nas_hpo._spec import SpecError, StudySpec, import_callable, load_spec
+from nas_hpo.space import SearchSpace
+
+__all__ = ["BACKENDS", "Plan", "prepare", "run", "trial_seed"]
+
+FINISHED = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a backend needs: the resolved components of one study."""
+
+    spec: StudySpec
+    space: SearchSpace
+    objective: Objective
+    strategy: strategies.Strategy
+    directions: tuple[str, ...]
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """The seed of trial ``number``: distinct per trial, fixed by the study's seed."""
+    return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
+
+
+def _space(spec: StudySpec) -> SearchSpace:
+    if spec.space.obj is not None:
+        if not isinstance(spec.space.obj, SearchSpace):
+            raise SpecError(f"space= must be a registered name or a SearchSpace, got "
+                            f"{type(spec.space.obj).__name__}")
+        return spec.space.obj
+    try:
+        return spaces.get(spec.space.name, **spec.space.options)
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"{spec.where('space')}: {e}") from None
+
+
+def _objective(spec: StudySpec) -> Objective:
+    item = spec.objective
+    if item.obj is not None:
+        if isinstance(item.obj, Objective):
+            return item.obj
+        if not callable(item.obj):
+            raise SpecError(f"objective= must be a name or a callable, got {item.obj!r}")
+        return CallableObjective(item.obj, spec.directions)
+    if ":" in item.name:
+        fn = import_callable(item.name, spec.where("objective", "name"))
+        return CallableObjective(fn, spec.directions)
+    try:
+        return objectives.get(item.name, **item.options)
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"{spec.where('objective')}: {e}") from None
+
+
+def prepare(spec: StudySpec) -> Plan:
+    """Resolve the names of a checked spec into objects (errors name the section)."""
+    space = _space(spec)
+    objective = _objective(spec)
+    directions = spec.directions or objective.directions
+    if len(directions) != len(objective.directions):
+        raise SpecError(
+            f"{spec.where('study', 'directions')}: the objective {spec.objective.name!r} gives "
+            f"{len(objective.directions)} value(s) ({', '.join(objective.directions)}), but "
+            f"{len(directions)} direction(s) are set"
+        )
+    setting = strategies.Setting(space=space, seed=spec.seed, directions=tuple(directions))
+    try:
+        strategy = strategies.get(spec.strategy.name, setting, **spec.strategy.options)
+    except UnknownNameError as e:
+        raise SpecError(f"{spec.where('strategy', 'name')}: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"{spec.where('strategy')}: {e}") from None
+    return Plan(spec, space, objective, strategy, tuple(directions))
+
+
+def _jsonable(value: Any) -> Any:
+    """User attributes go through JSON in Optuna's storages; numpy and torch scalars don't."""
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        if hasattr(value, "item"):
+            return value.item()
+        if isinstance(value, Mapping):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_jsonable(v) for v in value]
+        return str(value)
+
+
+def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
+    """The Optuna objective function of a plan (also what the Ray backend reuses later)."""
+    space, objective, spec = plan.space, plan.objective, plan.spec
+    n_values = len(plan.directions)
+
+    def evaluate(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
+        seed = trial_seed(spec.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        config = space.suggest(trial)
+        trial.set_user_attr("arch", space.arch_key(config))
+        ctx = OptunaContext(trial, seed)
+        try:
+            result = objective(config, space=space, ctx=ctx)
+            if len(result.values) != n_values:
+                raise TrialFailure(
+                    f"the objective returned {len(result.values)} value(s) "
+                    f"{result.values}, the study has {n_values} direction(s)"
+                )
+        except TrialFailure as e:
+            trial.set_user_attr("fail_reason", str(e))
+            raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
+            raise
+        for key, value in result.user_attrs.items():
+            trial.set_user_attr(key, _jsonable(value))
+        return result.values[0] if n_values == 1 else result.values
+
+    return evaluate
+
+
+def open_study(plan: Plan) -> optuna.Study:
+    """Create the study, or load it to resume; a study of the same name made for another space
+    or other directions is an error rather than a silent mix."""
+    spec = plan.spec
+    _ensure_sqlite_dir(spec.storage)
+    study = optuna.create_study(
+        study_name=spec.study_name,
+        storage=spec.storage,
+        sampler=plan.strategy.sampler,
+        pruner=plan.strategy.pruner,
+        directions=list(plan.directions),
+        load_if_exists=True,
+    )
+    wanted = [optuna.study.StudyDirection[d.upper()] for d in plan.directions]
+    if list(study.directions) != wanted:
+        raise SpecError(
+            f"{spec.where('study', 'name')}: study {spec.study_name!r} in {spec.storage} has "
+            f"directions {[d.name.lower() for d in study.directions]}, not {list(plan.directions)}"
+        )
+    recorded = study.user_attrs.get("space")
+    space_name = plan.space.name or spec.space.name
+    if recorded is not None and recorded != space_name:
+        raise SpecError(
+            f"{spec.where('study', 'name')}: study {spec.study_name!r} in {spec.storage} was run "
+            f"on space {recorded!r}, not {space_name!r}; choose another study name"
+        )
+    if recorded is None:
+        from nas_hpo import __version__
+
+        study.set_user_attr("space", space_name)
+        study.set_user_attr("objective", spec.objective.name)
+        study.set_user_attr("strategy", spec.strategy.name)
+        study.set_user_attr("nas_hpo_version", __version__)
+    return study
+
+
+def _ensure_sqlite_dir(storage: str) -> None:
+    prefix = "sqlite:///"
+    if storage.startswith(prefix):
+        path = storage[len(prefix):]
+        parent = os.path.dirname(path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+
+
+def _run_optuna(plan: Plan) -> optuna.Study:
+    """The local backend: ``study.optimize`` in this process."""
+    spec = plan.spec
+    study = open_study(plan)
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    remaining = spec.n_trials - done
+    if remaining > 0:
+        study.optimize(
+            make_trial_function(plan),
+            n_trials=remaining,
+            timeout=spec.timeout_s,
+            catch=(TrialFailure,),
+        )
+    return study
+
+
+BACKENDS: Registry[Callable[[Plan], optuna.Study]] = Registry("backend")
+BACKENDS.add("optuna", _run_optuna)
+
+
+def run(spec: str | os.PathLike[str] | Mapping[str, Any] | None = None, /,
+        **overrides: Any) -> optuna.Study:
+    """Run (or resume) the study described by ``spec`` — a study-file path or a dict with the
+    same sections — with ``overrides`` (``space=``, ``objective=``, ``strategy=``,
+    ``n_trials=``, ``storage=``, ``study_name=``, ``seed=``, ``backend=``, ...). ``objective``
+    may be any callable ``f(config) -> float | tuple``; ``space`` may be a ``SearchSpace``.
+
+    ``n_trials`` is the study's total: a resumed study runs only the trials it still lacks.
+    """
+    plan = prepare(load_spec(spec, **overrides))
+    return BACKENDS.entry(plan.spec.backend)(plan)
+
+
+def best_value_text(values: Any) -> str:
+    if values is None:
+        return "-"
+    if isinstance(values, (list, tuple)):
+        return ", ".join(f"{v:.4f}" for v in values)
+    return f"{values:.4f}" if isinstance(values, float) and math.isfinite(values) else str(values)

@@ -1,0 +1,124 @@
+"""``resnet_blocks``: a ResNet-18 layout whose 8 basic blocks each choose a kernel and a width.
+
+The macro skeleton is ResNet-18's: a stem, four stages of two basic blocks with widths
+``base_width × (1, 2, 4, 8)``, global average pooling and a linear head. Block ``i`` chooses its
+kernel size in {3, 5, 7} (``b{i}_kernel``) and the multiplier of its inner width in {0.5, 1, 2}
+(``b{i}_width``, the width of the first conv's output), 9^8 architectures in all. The first
+block of stages 2-4 halves the feature map only while it is at least 2×2, so 8×8 digits and
+32×32 CIFAR inputs (and anything larger) all end in a valid map of at least 1×1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas_hpo.space import Categorical, SearchSpace
+from nas_hpo.spaces import register
+
+KERNELS = (3, 5, 7)
+WIDTHS = (0.5, 1.0, 2.0)
+N_BLOCKS = 8
+BLOCKS_PER_STAGE = 2
+
+
+class BasicBlock(nn.Module):
+    """conv(k) → BN → ReLU → conv(k) → BN, plus identity or 1×1-conv shortcut, → ReLU."""
+
+    def __init__(self, c_in: int, c_mid: int, c_out: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        pad = kernel // 2
+        self.conv1 = nn.Conv2d(c_in, c_mid, kernel, stride, pad, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_mid)
+        self.conv2 = nn.Conv2d(c_mid, c_out, kernel, 1, pad, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNetBlocks(nn.Module):
+    def __init__(self, stem: nn.Module, blocks: list[nn.Module], c_last: int,
+                 num_classes: int) -> None:
+        super().__init__()
+        self.stem = stem
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(c_last, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(x))
+        return self.head(torch.flatten(self.pool(x), 1))
+
+
+def build(
+    config: Mapping[str, Any],
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    base_width: int = 16,
+) -> nn.Module:
+    """The network of ``config`` for inputs of shape ``(C, H, W)``."""
+    c_in, h, w = input_shape
+    size = min(h, w)
+    if size >= 128:
+        # ImageNet-sized inputs get ResNet's own 7×7 / stride-2 stem and max-pool.
+        stem: nn.Module = nn.Sequential(
+            nn.Conv2d(c_in, base_width, 7, 2, 3, bias=False), nn.BatchNorm2d(base_width),
+            nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
+        )
+        size = (size + 1) // 2
+        size = (size + 1) // 2
+    else:
+        stem = nn.Sequential(
+            nn.Conv2d(c_in, base_width, 3, 1, 1, bias=False), nn.BatchNorm2d(base_width),
+            nn.ReLU(inplace=True),
+        )
+    blocks: list[nn.Module] = []
+    c_prev = base_width
+    for i in range(N_BLOCKS):
+        stage = i // BLOCKS_PER_STAGE
+        c_out = base_width * 2**stage
+        first_of_stage = i % BLOCKS_PER_STAGE == 0
+        stride = 2 if first_of_stage and stage > 0 and size >= 2 else 1
+        size = (size + stride - 1) // stride
+        kernel = int(config[f"b{i + 1}_kernel"])
+        c_mid = max(1, int(round(float(config[f"b{i + 1}_width"]) * c_out)))
+        blocks.append(BasicBlock(c_prev, c_mid, c_out, kernel, stride))
+        c_prev = c_out
+    return ResNetBlocks(stem, blocks, c_prev, num_classes)
+
+
+def arch_str(config: Mapping[str, Any]) -> str:
+    """A short readable name: ``k3w1-k5w0.5-...`` for blocks 1..8."""
+    return "-".join(
+        f"k{config[f'b{i}_kernel']}w{float(config[f'b{i}_width']):g}" for i in range(1, N_BLOCKS + 1)
+    )
+
+
+@register("resnet_blocks")
+def resnet_blocks(*, base_width: int = 16) -> SearchSpace:
+    """The space; ``base_width`` is the first stage's width (ResNet-18 itself uses 64)."""
+    if base_width < 1:
+        raise ValueError(f"base_width must be >= 1, got {base_width}")
+    params = []
+    for i in range(1, N_BLOCKS + 1):
+        params.append(Categorical(f"b{i}_kernel", KERNELS, default=3, ordered=True))
+        params.append(Categorical(f"b{i}_width", WIDTHS, default=1.0, ordered=True))
+
+    def builder(config: Mapping[str, Any], *, input_shape: tuple[int, ...],
+                num_classes: int) -> nn.Module:
+        return build(config, input_shape=input_shape, num_classes=num_classes,
+                     base_width=base_width)
+
+    return SearchSpace(params, builder=builder, arch_key=arch_str)
