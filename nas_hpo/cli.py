@@ -15,8 +15,7 @@ def _run(args: argparse.Namespace) -> int:
     from nas_hpo._runner import run
     from nas_hpo._spec import load_spec
 
-    study = run(
-        args.study,
+    overrides = dict(
         space=args.space,
         objective=args.objective,
         strategy=args.strategy,
@@ -27,8 +26,9 @@ def _run(args: argparse.Namespace) -> int:
         backend=args.backend,
         timeout_s=args.timeout_s,
     )
+    study = run(args.study, **overrides)
     print(report.summary(study))
-    storage = args.storage or load_spec(args.study).storage
+    storage = load_spec(args.study, **overrides).storage
     print(f"\nopen it with: optuna-dashboard {storage}")
     return 0
 

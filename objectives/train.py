@@ -108,6 +108,10 @@ class Train(Objective):
             perm = torch.randperm(len(x), generator=gen).to(device)
             for i in range(0, len(x), self.batch_size):
                 idx = perm[i:i + self.batch_size]
+                if len(idx) < 2:
+                    # BatchNorm cannot train on one sample once the map is 1×1; a lone
+                    # trailing sample is dropped (as DataLoader's drop_last would).
+                    continue
                 loss = loss_fn(model(x[idx]), y[idx])
                 if not torch.isfinite(loss):
                     raise TrialFailure(f"training loss became {loss.item()} in epoch {epoch}")

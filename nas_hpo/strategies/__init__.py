@@ -8,6 +8,7 @@ wrote in the ``[strategy]`` section, passed on to the backend's constructor.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,12 +78,15 @@ def tpe(
     """Optuna's TPE. ``multivariate`` with ``group`` models the parameters that are active
     together jointly, which is what a conditional space needs (independent TPE would model each
     layer's parameters without the depth that activates them)."""
-    sampler = optuna.samplers.TPESampler(
-        n_startup_trials=n_startup_trials,
-        n_ei_candidates=n_ei_candidates,
-        multivariate=multivariate,
-        group=group,
-        constant_liar=constant_liar,
-        seed=setting.seed,
-    )
+    with warnings.catch_warnings():
+        # ``group`` is still marked experimental in Optuna; choosing it is deliberate here.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            n_startup_trials=n_startup_trials,
+            n_ei_candidates=n_ei_candidates,
+            multivariate=multivariate,
+            group=group,
+            constant_liar=constant_liar,
+            seed=setting.seed,
+        )
     return Strategy("tpe", sampler, optuna.pruners.NopPruner())

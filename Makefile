@@ -1,0 +1,30 @@
+# make run  : create .venv, install nas-hpo with its test extra, run the quickstart study
+# make test : create .venv if needed, run the whole test suite (the quickstart study included)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/nas-hpo run studies/quickstart.toml
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+# Everything but the tests marked slow (the full quickstart study), for quick iterations.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check nas_hpo spaces objectives tests benchmarks
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis nas_hpo.db

@@ -1,0 +1,86 @@
+"""Contract tests over every registered space: a new space is tested without new test code."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import torch
+
+from nas_hpo import SearchSpace, spaces
+
+NAMES = spaces.names()
+
+
+@pytest.fixture(params=NAMES)
+def space(request) -> SearchSpace:
+    return spaces.get(request.param)
+
+
+def test_registry_refuses_duplicates_and_names_unknowns():
+    with pytest.raises(ValueError, match="registered already"):
+        spaces.register("resnet_blocks")(lambda: None)
+    with pytest.raises(ValueError, match="unknown space 'nope'; registered: .*resnet_blocks"):
+        spaces.get("nope")
+
+
+def test_samples_are_valid_and_keys_canonical(space):
+    for seed in range(20):
+        config = space.sample(seed=seed)
+        space.validate(config)
+        reordered = dict(reversed(list(config.items())))
+        assert space.arch_key(reordered) == space.arch_key(config)
+    assert space.sample(seed=1) == space.sample(seed=1)
+    assert space.size() > 0
+
+
+def test_configspace_round_trip(space):
+    assert SearchSpace.from_configspace(space.to_configspace()) == space
+
+
+def test_suggest_with_fixed_trial(space):
+    config = space.sample(seed=4)
+    assert space.suggest(optuna.trial.FixedTrial(config)) == config
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
+def test_build_gives_a_working_network(space, shape):
+    for seed in (0, 1):
+        config = space.sample(seed=seed)
+        model = space.build(config, input_shape=shape, num_classes=7)
+        assert isinstance(model, torch.nn.Module)
+        out = model(torch.randn(2, *shape))
+        assert out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+def test_build_rejects_an_invalid_config(space):
+    config = space.sample(seed=0)
+    name = next(iter(config))
+    bad = dict(config)
+    bad[name] = "not-a-value"
+    with pytest.raises(ValueError, match=name):
+        space.build(bad, input_shape=(1, 8, 8), num_classes=10)
+
+
+def test_resnet_blocks_structure():
+    space = spaces.get("resnet_blocks")
+    assert space.size() == 9**8 and len(space) == 16
+    small = {k: (3 if k.endswith("kernel") else 0.5) for k in space.default()}
+    large = {k: (7 if k.endswith("kernel") else 2.0) for k in space.default()}
+    n = [sum(p.numel() for p in space.build(c, input_shape=(3, 32, 32), num_classes=10)
+             .parameters()) for c in (small, large)]
+    assert n[0] < n[1]
+    model = space.build(large, input_shape=(3, 32, 32), num_classes=10)
+    convs = [m for m in model.blocks.modules() if isinstance(m, torch.nn.Conv2d)
+             and m.kernel_size[0] > 1]
+    assert len(convs) == 16 and all(m.kernel_size == (7, 7) for m in convs)
+    # inner width of block 1 (stage width 16) with multiplier 2
+    assert model.blocks[0].conv1.out_channels == 32
+    # 32x32 input: three halvings to 4x4; 8x8 input: halvings stop at 1x1
+    feats = model.blocks(model.stem(torch.randn(1, 3, 32, 32)))
+    assert feats.shape[-2:] == (4, 4)
+    tiny = space.build(large, input_shape=(1, 2, 2), num_classes=10)
+    assert tiny.blocks(tiny.stem(torch.randn(2, 1, 2, 2))).shape[-2:] == (1, 1)
+    assert space.arch_key(large) == "-".join(["k7w2"] * 8)
+    assert not math.isinf(space.size())

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+import nas_hpo
+from nas_hpo import Categorical, GreaterThan, Integer, SearchSpace, SpecError, spaces
+
+
+def depth_space() -> SearchSpace:
+    params = [Integer("depth", 1, 3)] + [
+        Categorical(f"op_{k}", ["conv", "pool", "skip"]) for k in range(1, 4)
+    ]
+    return SearchSpace(params, {f"op_{k}": GreaterThan("depth", k - 1) for k in (2, 3)})
+
+
+def score(config: dict) -> float:
+    return config["depth"] + sum(v == "conv" for v in config.values()) / 10
+
+
+def test_callable_objective_on_custom_space_records_every_trial(storage):
+    space = depth_space()
+    study = nas_hpo.run(space=space, objective=score, strategy="random", n_trials=8,
+                        storage=storage, study_name="s", seed=3)
+    trials = study.get_trials()
+    assert len(trials) == 8
+    for t in trials:
+        assert t.state == optuna.trial.TrialState.COMPLETE
+        space.validate(t.params)  # the params are exactly a valid config
+        assert t.value == pytest.approx(score(t.params))
+        assert t.user_attrs["arch"] == space.arch_key(t.params)
+        assert isinstance(t.user_attrs["seed"], int)
+    assert len({t.user_attrs["seed"] for t in trials}) == 8
+
+
+def test_study_resumes_to_its_total_and_refuses_another_space(storage):
+    space = depth_space()
+    nas_hpo.run(space=space, objective=score, strategy="tpe", n_trials=3, storage=storage,
+                study_name="resume")
+    study = nas_hpo.run(space=space, objective=score, strategy="tpe", n_trials=5,
+                        storage=storage, study_name="resume")
+    assert len(study.trials) == 5
+    again = nas_hpo.run(space=space, objective=score, n_trials=5, storage=storage,
+                        study_name="resume")
+    assert len(again.trials) == 5  # already complete: nothing more runs
+    with pytest.raises(SpecError, match="resnet_blocks"):
+        nas_hpo.run(space="resnet_blocks", objective="tests.toy_objectives:kernel_sum",
+                    n_trials=6, storage=storage, study_name="resume")
+
+
+def test_nan_score_fails_that_trial_with_reason_and_the_study_goes_on(storage):
+    calls = []
+
+    def sometimes_nan(config: dict) -> float:
+        calls.append(config)
+        return math.nan if len(calls) == 2 else 1.0
+
+    study = nas_hpo.run(space=depth_space(), objective=sometimes_nan, strategy="random",
+                        n_trials=4, storage=storage, study_name="nan")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    failed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
+    assert "non-finite" in failed.user_attrs["fail_reason"]
+
+
+def test_multi_objective_callable(storage):
+    study = nas_hpo.run(space=depth_space(), objective=lambda c: (score(c), c["depth"]),
+                        directions=["maximize", "minimize"], strategy="random", n_trials=6,
+                        storage=storage, study_name="mo")
+    assert len(study.directions) == 2
+    assert all(len(t.values) == 2 for t in study.trials)
+    assert study.best_trials
+
+
+def test_wrong_number_of_values_fails_the_trial(storage):
+    study = nas_hpo.run(space=depth_space(), objective=lambda c: (1.0, 2.0), n_trials=2,
+                        strategy="random", storage=storage, study_name="nvals")
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    assert "2 value(s)" in study.trials[0].user_attrs["fail_reason"]
+
+
+def test_module_function_objective_on_registered_space(storage):
+    study = nas_hpo.run(
+        {"space": {"name": "resnet_blocks"},
+         "objective": {"name": "tests.toy_objectives:kernel_sum"},
+         "strategy": {"name": "tpe", "n_startup_trials": 4},
+         "budget": {"n_trials": 12},
+         "study": {"storage": storage, "name": "ks", "seed": 1}},
+    )
+    space = spaces.get("resnet_blocks")
+    assert len(study.trials) == 12
+    best = study.best_trial
+    assert best.value == sum(v for k, v in best.params.items() if k.endswith("_kernel"))
+    assert best.user_attrs["arch"] == space.arch_key(best.params)
+
+
+def test_forbidden_draws_are_pruned_never_evaluated(storage):
+    from nas_hpo import ForbiddenEquals
+
+    space = SearchSpace([Categorical("a", ["x", "y", "z"]), Categorical("b", [0, 1])],
+                        forbidden=[ForbiddenEquals("a", "z")])
+    seen = []
+    study = nas_hpo.run(space=space, objective=lambda c: seen.append(c) or 1.0,
+                        strategy="random", n_trials=30, storage=storage, study_name="forb")
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "a third of random draws should hit the clause"
+    assert all("forbidden" in t.user_attrs for t in pruned)
+    assert all(c["a"] != "z" for c in seen)
+    assert len(seen) == 30 - len(pruned)
+
+
+def test_train_objective_in_a_study_reports_every_epoch(storage):
+    study = nas_hpo.run(
+        {"space": {"name": "resnet_blocks", "base_width": 4},
+         "objective": {"name": "train", "epochs": 2},
+         "strategy": {"name": "random"},
+         "budget": {"n_trials": 2},
+         "study": {"storage": storage, "name": "train"}},
+    )
+    for t in study.trials:
+        assert t.state == optuna.trial.TrialState.COMPLETE
+        assert sorted(t.intermediate_values) == [1, 2]
+        assert t.value == t.intermediate_values[2] == t.user_attrs["learning_curve"][-1]
+        assert 0.0 <= t.user_attrs["test_accuracy"] <= 1.0
+        assert t.user_attrs["params"] > 0
+        assert t.user_attrs["fidelity"] == {"epochs": 2, "dataset": "digits"}
+
+
+def test_pruner_stops_a_training_trial(storage):
+    import nas_hpo._runner as runner
+    from nas_hpo import strategies
+
+    @strategies.register("test_prune_always")
+    def _always(setting):  # a pruner that stops every trial at its first report
+        return strategies.Strategy("x", optuna.samplers.RandomSampler(seed=setting.seed),
+                                   optuna.pruners.ThresholdPruner(lower=2.0))
+
+    try:
+        study = nas_hpo.run(space="resnet_blocks", objective="train", strategy="test_prune_always",
+                            n_trials=1, storage=storage, study_name="prune")
+    finally:
+        strategies._REGISTRY._entries.pop("test_prune_always")
+    t = study.trials[0]
+    assert t.state == optuna.trial.TrialState.PRUNED
+    assert list(t.intermediate_values) == [1]
+    assert runner.FINISHED  # pruned trials count toward the budget
