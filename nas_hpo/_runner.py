@@ -180,7 +180,20 @@ def open_study(plan: Plan) -> optuna.Study:
         study.set_user_attr("objective", spec.objective.name)
         study.set_user_attr("strategy", spec.strategy.name)
         study.set_user_attr("nas_hpo_version", __version__)
+        study.set_user_attr("versions", _versions())
     return study
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("nas-hpo", "optuna", "torch", "ConfigSpace", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def _ensure_sqlite_dir(storage: str) -> None:

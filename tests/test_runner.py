@@ -139,8 +139,10 @@ def test_pruner_stops_a_training_trial(storage):
                                    optuna.pruners.ThresholdPruner(lower=2.0))
 
     try:
-        study = nas_hpo.run(space="resnet_blocks", objective="train", strategy="test_prune_always",
-                            n_trials=1, storage=storage, study_name="prune")
+        study = nas_hpo.run({"space": {"name": "resnet_blocks", "base_width": 4},
+                             "objective": {"name": "train", "epochs": 3}},
+                            strategy="test_prune_always", n_trials=1, storage=storage,
+                            study_name="prune")
     finally:
         strategies._REGISTRY._entries.pop("test_prune_always")
     t = study.trials[0]
