@@ -181,7 +181,9 @@ class Float(Hyperparameter):
 
     def __post_init__(self) -> None:
         self._check_name()
-        low, high = float(_plain(self.low)), float(_plain(self.high))
+        # ConfigSpace rounds float bounds and defaults to 13 decimals; doing the same here keeps
+        # the export lossless (a round trip through ConfigSpace compares equal).
+        low, high = _round(_plain(self.low)), _round(_plain(self.high))
         if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
             raise ValueError(f"parameter {self.name!r}: need finite low < high, got {low}, {high}")
         if self.log and low <= 0:
@@ -196,7 +198,7 @@ class Float(Hyperparameter):
             raise ValueError(
                 f"parameter {self.name!r}: default {default!r} is outside [{low}, {high}]"
             )
-        object.__setattr__(self, "default", float(default))
+        object.__setattr__(self, "default", _round(default))
 
     def contains(self, value: Any) -> bool:
         value = _plain(value)
@@ -248,6 +250,13 @@ class Constant(Hyperparameter):
 
     def domain_text(self) -> str:
         return f"the constant {self.value!r}"
+
+
+FLOAT_PLACES = 13
+
+
+def _round(x: float) -> float:
+    return float(round(float(x), FLOAT_PLACES))
 
 
 def position(param: Hyperparameter, value: Any) -> float:
