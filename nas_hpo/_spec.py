@@ -79,7 +79,7 @@ _FIXED: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "budget": {
         "n_trials": (int, "n_trials"),
-        "timeout_s": (Union[float, None], "timeout_s"),
+        "timeout_s": (float | None, "timeout_s"),
     },
     "backend": {
         "name": (str, "backend"),

@@ -47,7 +47,7 @@ def summary(study: optuna.Study, *, top: int = 10) -> str:
                 lines.append(f"  {key}: {_num(t.user_attrs[key])}")
     sign = [1 if d == optuna.study.StudyDirection.MAXIMIZE else -1 for d in study.directions]
     ranked = sorted(best if multi else complete,
-                    key=lambda t: tuple(-s * v for s, v in zip(sign, t.values)))[:top]
+                    key=lambda t: tuple(-s * v for s, v in zip(sign, t.values, strict=True)))[:top]
     header = f"{'trial':>6}  {'value':>16}  {'params':>11}  {'test_acc':>8}  arch"
     lines += ["", header, "-" * len(header)]
     for t in ranked:
