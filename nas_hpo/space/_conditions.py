@@ -3,11 +3,32 @@
 The one definition of "active" used everywhere in nas-hpo: a parameter is active iff it has no
 condition, or its condition holds; a condition on a parent holds only if that parent is itself
 active (present in the config) and its value satisfies the relation. ``And`` holds iff all of its
-parts hold, ``Or`` iff any does. This is what ConfigSpace 1.x does; the property tests check the
-two agree on random nested spaces.
+parts hold, ``Or`` iff any does.
 
 A forbidden clause is triggered only when every parameter it mentions is active and matches; a
-clause on an absent parameter never fires (again as in ConfigSpace).
+clause on an absent parameter never fires.
+
+How ConfigSpace 1.2 differs, and what the export does about it (the property tests check that
+our verdict and ConfigSpace's check agree on every configuration of random nested spaces):
+
+1. ``NotEqualsCondition`` on an inactive parent. ConfigSpace stores an inactive value as NaN and
+   its check, its sampler and ``get_active_hyperparameters`` compare vectors, where
+   ``NaN != v`` is true: the child counts as active although its parent is not. Its default
+   configuration, computed from values, reads the same condition as false, so ConfigSpace even
+   refuses a space whose default leaves that parent inactive. Every other relation is false on
+   NaN, as here. The export therefore writes ``NotEquals(p, v)`` on a conditional ``p`` as
+   ``p != v && <p is set>``, which means the same in both readings (see ``_configspace``);
+   reading a hand-written bare ``NotEqualsCondition`` on a conditional parent warns and uses
+   our rule.
+2. Conjunctions that look alike. ConfigSpace groups children whose conditions it deems
+   equivalent and checks and samples the group with the first child's condition; its test
+   (``Conjunction.equivalent_condition_on_parent``) does not tell ``And`` from ``Or``. The export
+   lengthens such a conjunction (repeats a part) so that no two different ones look alike.
+3. Sampling order (not fixable by the export, and not a difference in meaning). ConfigSpace's
+   ``sample_configuration`` decides children in order of their shallowest parent, so a child
+   reading both a top-level parameter and a deeper conditional one can be decided before that
+   deeper parent is switched off; such samples fail ConfigSpace's own check, and ours.
+   ``SearchSpace.sample`` and ``suggest`` walk a topological order and never produce them.
 """
 
 from __future__ import annotations

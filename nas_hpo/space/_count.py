@@ -23,23 +23,28 @@ _ENUMERATE_UP_TO = 4096
 
 
 def _classes(
-    param: Hyperparameter, mentioned: Sequence[Any], thresholds: Sequence[Any]
+    param: Hyperparameter, mentioned: Sequence[tuple[Any, ...]], thresholds: Sequence[Any]
 ) -> list[tuple[Any, float]]:
     """Partition ``param``'s domain into (representative, size) classes that every condition
-    and clause reading ``param`` treats alike."""
+    and clause reading ``param`` treats alike. ``mentioned`` holds one group of values per
+    relation or clause (``In`` and ``ForbiddenIn`` single out several at once)."""
     enumerate_all = isinstance(param, (Categorical, Constant)) or (
         not isinstance(param, Float) and param.cardinality() <= _ENUMERATE_UP_TO
     )
     values = param.values() if enumerate_all else None
     cuts = sorted({position(param, t) for t in thresholds})
-    mentioned = [m for m in mentioned if param.contains(m)]
+    sets = list(dict.fromkeys(tuple(m for m in g if param.contains(m)) for g in mentioned))
 
     if values is not None:
+        # Values in the same groups (and on the same side of every cut) are alike: a clause
+        # forbidding 9 of 10 values makes two classes, not ten.
         groups: dict[tuple, list[Any]] = {}
         for v in values:
-            hit = next((i for i, m in enumerate(mentioned) if _same(v, m)), None)
             pos = position(param, v)
-            sig = (hit, tuple((pos > c) - (pos < c) for c in cuts))
+            sig = (
+                tuple(any(_same(v, m) for m in g) for g in sets),
+                tuple((pos > c) - (pos < c) for c in cuts),
+            )
             groups.setdefault(sig, []).append(v)
         return [(vs[0], float(len(vs))) for vs in groups.values()]
 
@@ -49,7 +54,7 @@ def _classes(
     is_int = not isinstance(param, Float)
     out: list[tuple[Any, float]] = []
     taken: list[Any] = []
-    for m in mentioned:
+    for m in (m for g in sets for m in g):
         if not any(_same(m, t) for t in taken):
             taken.append(m)
             out.append((m, 1.0))
@@ -73,7 +78,8 @@ def _classes(
             out.append((rep, float(size)))
         elif a < b:
             rep = next(
-                v for v in (a + (b - a) * f for f in (0.5, 0.25, 0.75, 0.125, 0.875, 0.3))
+                v
+                for v in (a + (b - a) * f for f in (0.5, 0.25, 0.75, 0.125, 0.875, 0.3))
                 if not any(v == m for m in taken)
             )
             out.append((rep, math.inf))
@@ -83,6 +89,39 @@ def _classes(
     return out
 
 
+def _reads(
+    conditions: Mapping[str, Condition], forbidden: Sequence[Forbidden]
+) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, list[Any]]]:
+    """Per parameter, the groups of values that conditions and clauses single out, and the
+    thresholds of greater-than / less-than conditions on it."""
+    mentioned: dict[str, list[tuple[Any, ...]]] = {}
+    thresholds: dict[str, list[Any]] = {}
+    for cond in conditions.values():
+        for leaf in cond.leaves():
+            if isinstance(leaf, (GreaterThan, LessThan)):
+                thresholds.setdefault(leaf.parent, []).append(leaf.value)
+            else:
+                mentioned.setdefault(leaf.parent, []).append(tuple(leaf.mentioned()))
+    for clause in forbidden:
+        for leaf in clause.leaves():
+            mentioned.setdefault(leaf.name, []).append(tuple(leaf.mentioned()))
+    return mentioned, thresholds
+
+
+def representatives(
+    name: str,
+    params: Mapping[str, Hyperparameter],
+    conditions: Mapping[str, Condition],
+    forbidden: Sequence[Forbidden],
+) -> list[Any]:
+    """One value of ``name`` from each class the counter tells apart: whether a partial config
+    can be completed depends only on the class of each of its values."""
+    mentioned, thresholds = _reads(conditions, forbidden)
+    return [
+        rep for rep, _ in _classes(params[name], mentioned.get(name, []), thresholds.get(name, []))
+    ]
+
+
 def count_valid(
     order: Sequence[str],
     params: Mapping[str, Hyperparameter],
@@ -90,23 +129,20 @@ def count_valid(
     forbidden: Sequence[Forbidden],
     *,
     stop_at_first: bool = False,
+    fixed: Mapping[str, Any] | None = None,
 ) -> float:
-    """Number of valid configurations (``math.inf`` if a float can be active)."""
-    mentioned: dict[str, list[Any]] = {}
-    thresholds: dict[str, list[Any]] = {}
-    for cond in conditions.values():
-        for leaf in cond.leaves():
-            if isinstance(leaf, (GreaterThan, LessThan)):
-                thresholds.setdefault(leaf.parent, []).append(leaf.value)
-            else:
-                mentioned.setdefault(leaf.parent, []).extend(leaf.mentioned())
-    for clause in forbidden:
-        for leaf in clause.leaves():
-            mentioned.setdefault(leaf.name, []).extend(leaf.mentioned())
+    """Number of valid configurations (``math.inf`` if a float can be active); with ``fixed``,
+    of those that hold these values (a partial config taken in topological order, so that the
+    parents of each fixed parameter are fixed too)."""
+    fixed = fixed or {}
+    mentioned, thresholds = _reads(conditions, forbidden)
     relevant = [n for n in order if n in mentioned or n in thresholds]
     free = [n for n in order if n not in mentioned and n not in thresholds]
     classes = {
-        n: _classes(params[n], mentioned.get(n, []), thresholds.get(n, [])) for n in relevant
+        n: [(fixed[n], 1.0)]
+        if n in fixed
+        else _classes(params[n], mentioned.get(n, []), thresholds.get(n, []))
+        for n in relevant
     }
     # A clause can be checked as soon as the last relevant parameter it names is decided.
     rank = {n: i for i, n in enumerate(relevant)}
@@ -119,7 +155,9 @@ def count_valid(
         for n in free:
             cond = conditions.get(n)
             if cond is None or cond.holds(assigned, params):
-                w *= params[n].cardinality()
+                w *= 1.0 if n in fixed else params[n].cardinality()
+            elif n in fixed:
+                return 0.0  # fixed as active where it cannot be
         return w
 
     def walk(i: int, assigned: dict[str, Any]) -> float:
@@ -127,13 +165,22 @@ def count_valid(
             return leaf_weight(assigned)
         name = relevant[i]
         cond = conditions.get(name)
-        options = classes[name] if cond is None or cond.holds(assigned, params) else [(None, 1.0)]
+        if cond is None or cond.holds(assigned, params):
+            options = classes[name]
+        elif name in fixed:
+            return 0.0
+        else:
+            options = [(None, 1.0)]
         total = 0.0
         for rep, size in options:
             if rep is not None:
                 assigned[name] = rep
             if not any(c.fires(assigned) for c in checks.get(i, ())):
-                total += size * walk(i + 1, assigned)
+                rest = walk(i + 1, assigned)
+                # inf * 0 is nan: an infinite class (a float range) none of whose
+                # continuations is valid adds nothing.
+                if rest:
+                    total += size * rest
             assigned.pop(name, None)
             if stop_at_first and total > 0:
                 return total

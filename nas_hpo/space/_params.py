@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-Value = Union[str, int, float, bool]
+Value = str | int | float | bool
 
 
 def _plain(value: Any) -> Any:
@@ -24,7 +24,9 @@ def _plain(value: Any) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equality that keeps ``True`` apart from ``1`` (a categorical may hold both)."""
+    """Equality that keeps ``True`` apart from ``1``, and reads numpy scalars (what ConfigSpace
+    hands back: ``np.True_``, ``np.str_``, ``np.int64``) as the Python values they hold."""
+    a, b = _plain(a), _plain(b)
     return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
@@ -82,6 +84,14 @@ class Categorical(Hyperparameter):
         # separate choices of one parameter.
         if len(set(choices)) != len(choices):
             raise ValueError(f"parameter {self.name!r}: duplicate choices in {list(choices)!r}")
+        # ConfigSpace stores numeric choices in a numpy array, where True becomes 1: a config
+        # coming back from ConfigSpace (or SMAC) would then hold a value we do not know.
+        kinds = {type(c) for c in choices}
+        if bool in kinds and kinds & {int, float}:
+            raise ValueError(
+                f"parameter {self.name!r}: choices {list(choices)!r} mix booleans with numbers "
+                "(ConfigSpace would read True back as 1); use strings or separate parameters"
+            )
         object.__setattr__(self, "choices", choices)
         default = choices[0] if self.default is None else _plain(self.default)
         if not self.contains(default):
@@ -112,7 +122,7 @@ class Categorical(Hyperparameter):
 
 @dataclass(frozen=True, eq=True)
 class Integer(Hyperparameter):
-    """An integer in ``[low, high]`` (both included), uniform or log-uniform."""
+    """An integer in ``[low, high]`` (both included, ``low < high``), uniform or log-uniform."""
 
     name: str
     low: int
@@ -125,8 +135,13 @@ class Integer(Hyperparameter):
         low, high = _plain(self.low), _plain(self.high)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
             raise ValueError(f"parameter {self.name!r}: integer bounds must be ints")
-        if low > high:
-            raise ValueError(f"parameter {self.name!r}: low {low} > high {high}")
+        # ConfigSpace (like our Float) refuses an empty range, so a single value must be a
+        # Constant; accepting it here would make the space impossible to export.
+        if low >= high:
+            raise ValueError(
+                f"parameter {self.name!r}: need low < high, got {low}, {high} "
+                "(use Constant for a single value)"
+            )
         if self.log and low <= 0:
             raise ValueError(f"parameter {self.name!r}: a log scale needs low > 0, got {low}")
         object.__setattr__(self, "low", low)

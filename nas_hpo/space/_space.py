@@ -19,7 +19,7 @@ from nas_hpo.space._conditions import (
     Forbidden,
     check_relation_value,
 )
-from nas_hpo.space._count import count_valid
+from nas_hpo.space._count import _ENUMERATE_UP_TO, count_valid, representatives
 from nas_hpo.space._params import (
     Categorical,
     Float,
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 Config = dict[str, Any]
 Builder = Callable[..., "torch.nn.Module"]
 
-_MAX_REJECTIONS = 10_000
+_REJECTION_DRAWS = 1_000
+_FALLBACK_DRAWS = 100
+_MUTATION_DRAWS = 200
 
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -127,7 +129,9 @@ class SearchSpace:
                 raise TypeError(f"not a forbidden clause: {clause!r}")
             for leaf in clause.leaves():
                 if leaf.name not in self._params:
-                    raise ValueError(f"forbidden clause {clause} names unknown parameter {leaf.name!r}")
+                    raise ValueError(
+                        f"forbidden clause {clause} names unknown parameter {leaf.name!r}"
+                    )
                 param = self._params[leaf.name]
                 for v in leaf.mentioned():
                     if not param.contains(v):
@@ -137,9 +141,16 @@ class SearchSpace:
                         )
         if not self._forbidden:
             return
-        if count_valid(self._order, self._params, self._conditions, self._forbidden,
-                       stop_at_first=True) == 0:
-            raise ValueError("the forbidden clauses exclude every configuration of the space")
+        if (
+            count_valid(
+                self._order, self._params, self._conditions, self._forbidden, stop_at_first=True
+            )
+            == 0
+        ):
+            clauses = "; ".join(str(c) for c in self._forbidden)
+            raise ValueError(
+                f"the forbidden clauses exclude every configuration of the space: {clauses}"
+            )
         default = self._complete({}, lambda p: p.default)
         hit = self._fired(default)
         if hit is not None:
@@ -217,9 +228,7 @@ class SearchSpace:
     def is_forbidden(self, config: Mapping[str, Any]) -> bool:
         return self._fired(config) is not None
 
-    def _complete(
-        self, config: Mapping[str, Any], fill: Callable[[Hyperparameter], Any]
-    ) -> Config:
+    def _complete(self, config: Mapping[str, Any], fill: Callable[[Hyperparameter], Any]) -> Config:
         """Walk the order: keep present active values, fill newly active ones, drop inactive."""
         out: Config = {}
         for n in self._order:
@@ -235,16 +244,53 @@ class SearchSpace:
 
     def sample(self, *, seed: int | np.random.Generator | None = None) -> Config:
         """A random valid configuration: each active parameter drawn from its own
-        distribution, forbidden combinations rejected and redrawn."""
+        distribution, forbidden combinations rejected and redrawn. Where the forbidden clauses
+        leave too little for rejection (a thousand draws in a row forbidden), each parameter is
+        drawn among the values that can still be completed to a valid configuration."""
         rng = _rng(seed)
-        for _ in range(_MAX_REJECTIONS):
+        for _ in range(_REJECTION_DRAWS):
             config = self._complete({}, lambda p: _plain(p.sample(rng)))
             if not self.is_forbidden(config):
                 return config
-        raise RuntimeError(
-            f"no valid configuration found in {_MAX_REJECTIONS} draws: the forbidden clauses "
-            "exclude almost the whole space"
+        # Rejection cannot find a valid part that is tiny, or of measure zero (a float that
+        # must hit one exact value): build the config parameter by parameter instead, each
+        # drawn among the values that still leave a valid completion.
+        config: Config = {}
+        for n in self._order:
+            if self.is_active(n, config):
+                config[n] = self._draw_extendable(self._params[n], config, rng)
+        return config
+
+    def _extendable(self, partial: Mapping[str, Any]) -> bool:
+        n = count_valid(
+            self._order,
+            self._params,
+            self._conditions,
+            self._forbidden,
+            stop_at_first=True,
+            fixed=partial,
         )
+        return n > 0
+
+    def _draw_extendable(
+        self, param: Hyperparameter, partial: Mapping[str, Any], rng: np.random.Generator
+    ) -> Any:
+        """A value of ``param`` from its own distribution, among those with which ``partial``
+        can still be completed to a valid configuration (there is one: ``partial`` could)."""
+
+        def ok(v: Any) -> bool:
+            return self._extendable({**partial, param.name: v})
+
+        for _ in range(_FALLBACK_DRAWS):
+            v = _plain(param.sample(rng))
+            if ok(v):
+                return v
+        values = param.values()
+        if values is None or len(values) > _ENUMERATE_UP_TO:
+            # Whether a value can be completed depends only on its class.
+            values = representatives(param.name, self._params, self._conditions, self._forbidden)
+        good = [v for v in values if ok(v)]
+        return good[int(rng.integers(len(good)))]
 
     def validate(self, config: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` naming the parameter if ``config`` is not a valid configuration."""
@@ -259,7 +305,9 @@ class SearchSpace:
         for n in self._order:
             active = self.is_active(n, seen)
             if active and n not in config:
-                why = f" (its condition {self._conditions[n]} holds)" if n in self._conditions else ""
+                why = (
+                    f" (its condition {self._conditions[n]} holds)" if n in self._conditions else ""
+                )
                 raise ValueError(f"active parameter {n!r} is missing{why}")
             if not active and n in config:
                 raise ValueError(
@@ -300,8 +348,22 @@ class SearchSpace:
         established name for their architectures (NAS-Bench-201 strings) supply their own."""
         if self._key_fn is not None:
             return self._key_fn(config)
-        clean = {k: _plain(config[k]) for k in sorted(config)}
+        clean = {k: self._canonical(k, config[k]) for k in sorted(config)}
         return json.dumps(clean, sort_keys=True, separators=(",", ":"))
+
+    def _canonical(self, name: str, value: Any) -> Any:
+        # Equal configs must share a key, yet 2 == 2.0 while json writes them apart (and a
+        # ConfigSpace round trip turns the choice 2 of [2, 2.5] into 2.0): write the value as
+        # the domain spells it.
+        value = _plain(value)
+        param = self._params.get(name)
+        if isinstance(param, Categorical) and param.contains(value):
+            return param.choices[param.index(value)]
+        if isinstance(param, Integer) and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(param, Float) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
 
     # ------------------------------------------------------------------ neighbourhoods
 
@@ -321,23 +383,35 @@ class SearchSpace:
     def _mutable(self, config: Mapping[str, Any]) -> list[str]:
         return [n for n in self._order if n in config and self._params[n].cardinality() > 1]
 
-    def mutate(self, config: Mapping[str, Any], rng: np.random.Generator | int | None = None) -> Config:
+    def mutate(
+        self, config: Mapping[str, Any], rng: np.random.Generator | int | None = None
+    ) -> Config:
         """A child that differs from ``config`` in one active parameter. Parameters the change
         activates are drawn at random; those it deactivates are dropped; every other value is
-        inherited. Forbidden children are redrawn."""
+        inherited. Forbidden children are redrawn; after a few hundred forbidden draws a random
+        one of ``neighbors(config)`` is returned, and ``ValueError`` is raised when there is
+        none (every one-step change is forbidden, or no parameter has a second value)."""
         rng = _rng(rng)
         self.validate(config)
         names = self._mutable(config)
         if not names:
             raise ValueError("the configuration has no parameter with more than one value")
-        for _ in range(_MAX_REJECTIONS):
+        for _ in range(_MUTATION_DRAWS):
             name = names[int(rng.integers(len(names)))]
             child = dict(config)
             child[name] = self._other_value(self._params[name], config[name], rng)
             child = self._complete(child, lambda p: _plain(p.sample(rng)))
             if not self.is_forbidden(child):
                 return child
-        raise RuntimeError("every mutation of the configuration is forbidden")
+        # Rejection alone cannot tell "unlucky" from "impossible"; the neighbour list can,
+        # and it keeps a config whose every move is forbidden from costing unbounded time.
+        options = self.neighbors(config)
+        if not options:
+            raise ValueError(
+                f"no valid configuration is one step away from {dict(config)}: every change "
+                "of one parameter hits a forbidden clause"
+            )
+        return options[int(rng.integers(len(options)))]
 
     def neighbors(self, config: Mapping[str, Any]) -> list[Config]:
         """All valid configs one step away: another choice of one categorical, one up or down
@@ -381,8 +455,9 @@ class SearchSpace:
 
         return suggest(self, trial)
 
-    def build(self, config: Mapping[str, Any], *, input_shape: tuple[int, ...],
-              num_classes: int) -> torch.nn.Module:
+    def build(
+        self, config: Mapping[str, Any], *, input_shape: tuple[int, ...], num_classes: int
+    ) -> torch.nn.Module:
         """The network of ``config`` (spaces of the catalogue; a bare hyperparameter space has
         no network)."""
         if self._builder is None:
@@ -393,12 +468,21 @@ class SearchSpace:
         self.validate(config)
         return self._builder(dict(config), input_shape=tuple(input_shape), num_classes=num_classes)
 
-    def with_builder(self, builder: Builder, *, name: str | None = None,
-                     arch_key: Callable[[Mapping[str, Any]], str] | None = None) -> SearchSpace:
+    def with_builder(
+        self,
+        builder: Builder,
+        *,
+        name: str | None = None,
+        arch_key: Callable[[Mapping[str, Any]], str] | None = None,
+    ) -> SearchSpace:
         """A copy of this space that builds networks with ``builder``."""
         return SearchSpace(
-            self._params.values(), self._conditions, self._forbidden,
-            name=name or self.name, builder=builder, arch_key=arch_key or self._key_fn,
+            self._params.values(),
+            self._conditions,
+            self._forbidden,
+            name=name or self.name,
+            builder=builder,
+            arch_key=arch_key or self._key_fn,
         )
 
 
