@@ -104,9 +104,17 @@ class Objective:
     ``directions`` must match)."""
 
     directions: tuple[str, ...] = ("maximize",)
+    #: Where the runner measures the latency it stores on every trial (the objective's device).
+    cost_device: str = "cpu"
 
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
         raise NotImplementedError
+
+    def model_input(self) -> tuple[tuple[int, ...], int] | None:
+        """``(input_shape, num_classes)`` of the networks this objective evaluates, for the
+        cost attributes (params, FLOPs, latency) the runner stores on every trial; ``None``
+        where the objective cannot tell (the runner then uses the embedded default dataset's)."""
+        return None
 
 
 class CallableObjective(Objective):

@@ -44,6 +44,54 @@ class Plan:
     directions: tuple[str, ...]
 
 
+class CostRecorder:
+    """The cost attributes (``params``, ``flops``, ``latency_ms``, ...) of each architecture,
+    measured once per architecture key and stored on every trial, whatever the objective.
+
+    Networks are built for the objective's input (``Objective.model_input``), or for the
+    embedded default dataset's when the objective cannot tell; ``cost_input_shape`` records
+    which. Building draws random weights: it runs under a forked RNG so that the objective's
+    own randomness is the same with or without cost recording."""
+
+    def __init__(
+        self, space: SearchSpace, objective: Objective, metrics: tuple[str, ...]
+    ) -> None:
+        self.space, self.objective, self.metrics = space, objective, metrics
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.metrics) and self.space.can_build
+
+    def _input(self) -> tuple[tuple[int, ...], int]:
+        known = self.objective.model_input()
+        if known is not None:
+            return known
+        from nas_hpo import data
+
+        splits = data.load(data.DEFAULT)
+        return splits.input_shape, splits.num_classes
+
+    def __call__(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        import torch
+
+        from nas_hpo import cost
+
+        key = self.space.arch_key(config)
+        if key not in self._cache:
+            input_shape, num_classes = self._input()
+            with torch.random.fork_rng(devices=[]):
+                model = self.space.build(config, input_shape=input_shape, num_classes=num_classes)
+                attrs = cost.measure(
+                    model, input_shape, self.metrics, device=self.objective.cost_device
+                )
+            attrs["cost_input_shape"] = list(input_shape)
+            if len(self._cache) >= 4096:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = attrs
+        return dict(self._cache[key])
+
+
 def trial_seed(study_seed: int, number: int) -> int:
     """The seed of trial ``number``: distinct per trial, fixed by the study's seed."""
     return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
@@ -118,12 +166,21 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
     """The Optuna objective function of a plan (also what the Ray backend reuses later)."""
     space, objective, spec = plan.space, plan.objective, plan.spec
     n_values = len(plan.directions)
+    costs = CostRecorder(space, objective, spec.cost_metrics)
 
     def evaluate(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
         seed = trial_seed(spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
         config = space.suggest(trial)
         trial.set_user_attr("arch", space.arch_key(config))
+        if costs.active:
+            # Before the evaluation, so pruned and failed trials carry their costs too; a
+            # network that cannot be measured is noted, and the objective still runs.
+            try:
+                for key, value in costs(config).items():
+                    trial.set_user_attr(key, value)
+            except Exception as e:
+                trial.set_user_attr("cost_error", f"{type(e).__name__}: {e}")
         ctx = OptunaContext(trial, seed)
         try:
             result = objective(config, space=space, ctx=ctx)

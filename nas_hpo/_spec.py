@@ -60,6 +60,7 @@ class StudySpec:
     timeout_s: float | None
     backend: str
     workers: int
+    cost_metrics: tuple[str, ...] = ("params", "flops", "latency")
 
     def where(self, section: str, key: str | None = None) -> str:
         return _where(self.source, section, key)
@@ -76,6 +77,7 @@ _FIXED: dict[str, dict[str, tuple[Any, str]]] = {
         "storage": (str, "storage"),
         "directions": (list[str], "directions"),
         "seed": (int, "seed"),
+        "cost": (list[str], "cost_metrics"),
     },
     "budget": {
         "n_trials": (int, "n_trials"),
@@ -246,6 +248,14 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     if workers < 1:
         raise SpecError(f"{_where(source, 'backend', 'workers')}: must be >= 1, got {workers}")
 
+    cost_metrics = tuple(values.get("cost_metrics", ("params", "flops", "latency")))
+    from nas_hpo.cost import METRICS
+
+    unknown = [m for m in cost_metrics if m not in METRICS]
+    if unknown:
+        raise SpecError(f"{_where(source, 'study', 'cost')}: unknown cost metric(s) "
+                        f"{unknown!r}; known: {', '.join(METRICS)}")
+
     named: dict[str, Named] = {}
     defaults = {"strategy": "tpe"}
     for section in _NAMED:
@@ -276,6 +286,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
         timeout_s=None if timeout is None else float(timeout),
         backend=values.get("backend", "optuna"),
         workers=workers,
+        cost_metrics=cost_metrics,
     )
     _check_names(result)
     return result

@@ -15,7 +15,10 @@ import torch
 
 from nas_hpo._registry import Registry
 
-__all__ = ["Splits", "load", "names"]
+__all__ = ["DEFAULT", "Splits", "load", "names"]
+
+#: The embedded default: real images that need no download.
+DEFAULT = "digits"
 
 
 @dataclass(frozen=True)

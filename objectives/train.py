@@ -86,6 +86,14 @@ class Train(Objective):
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
+    @property
+    def cost_device(self) -> str:  # type: ignore[override]
+        return str(_device(self.device))
+
+    def model_input(self) -> tuple[tuple[int, ...], int]:
+        splits = data.load(self.dataset, split_seed=self.split_seed)
+        return splits.input_shape, splits.num_classes
+
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
         splits = data.load(self.dataset, split_seed=self.split_seed)
         device = _device(self.device)

@@ -41,5 +41,15 @@ def factory(name: str) -> Callable[..., SearchSpace]:
     return _REGISTRY.entry(name)
 
 
-# Importing a module registers its space.
-from nas_hpo.spaces import resnet_blocks  # noqa: E402,F401
+def _import_catalogue() -> None:
+    # Importing a module registers its space; every public module of this package is one
+    # space, so a new module joins the catalogue (and its contract tests) by existing.
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_catalogue()

@@ -455,6 +455,11 @@ class SearchSpace:
 
         return suggest(self, trial)
 
+    @property
+    def can_build(self) -> bool:
+        """Whether the space builds networks (the catalogue's do; a bare one does not)."""
+        return self._builder is not None
+
     def build(
         self, config: Mapping[str, Any], *, input_shape: tuple[int, ...], num_classes: int
     ) -> torch.nn.Module:

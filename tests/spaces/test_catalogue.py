@@ -8,9 +8,16 @@ import optuna
 import pytest
 import torch
 
-from nas_hpo import SearchSpace, spaces
+from nas_hpo import SearchSpace, cost, spaces
 
 NAMES = spaces.names()
+
+# Sizes from the literature or closed forms (each space's own test derives its formula).
+KNOWN_SIZES = {
+    "resnet_blocks": 9**8,
+    "nb201": 5**6,  # NAS-Bench-201: 15,625 cells
+    "darts": (1 * 3 * 6 * 10 * 7**8) ** 2,  # input pairs × 7 ops per edge, normal × reduce
+}
 
 
 @pytest.fixture(params=NAMES)
@@ -44,14 +51,58 @@ def test_suggest_with_fixed_trial(space):
     assert space.suggest(optuna.trial.FixedTrial(config)) == config
 
 
+def test_optuna_round_trip(space):
+    """A real study's trial params are exactly valid configs, and replay to the same config."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+
+    def objective(trial):
+        config = space.suggest(trial)
+        seen.append(config)
+        return 0.0
+
+    study.optimize(objective, n_trials=10)
+    for trial, config in zip(study.trials, seen, strict=True):
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            space.validate(trial.params)
+            assert trial.params == config
+            assert space.suggest(optuna.trial.FixedTrial(trial.params)) == config
+
+
+def test_size_matches_the_known_count(space):
+    assert space.size() == KNOWN_SIZES[space.name]
+
+
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
-def test_build_gives_a_working_network(space, shape):
-    for seed in (0, 1):
+def test_build_forward_backward(space, shape):
+    for seed in (0, 1, 2):
         config = space.sample(seed=seed)
+        torch.manual_seed(seed)
         model = space.build(config, input_shape=shape, num_classes=7)
         assert isinstance(model, torch.nn.Module)
         out = model(torch.randn(2, *shape))
         assert out.shape == (2, 7) and torch.isfinite(out).all()
+        torch.nn.functional.cross_entropy(out, torch.tensor([0, 6])).backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        # The head always gets a gradient; nothing is NaN.
+        assert any(g is not None and g.abs().sum() > 0 for g in grads)
+        assert all(g is None or torch.isfinite(g).all() for g in grads)
+
+
+def test_builds_for_imagenet_sized_input(space):
+    """224×224 works too (the default config, one image, no gradient: a smoke test of shapes)."""
+    model = space.build(space.default(), input_shape=(3, 224, 224), num_classes=5).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 224, 224))
+    assert out.shape == (1, 5) and torch.isfinite(out).all()
+
+
+def test_cost_metrics_of_every_space(space):
+    config = space.sample(seed=0)
+    model = space.build(config, input_shape=(3, 32, 32), num_classes=10)
+    attrs = cost.measure(model, (3, 32, 32), repeats=2, warmup=1)
+    assert attrs["params"] == sum(p.numel() for p in model.parameters()) > 0
+    assert attrs["flops"] > 0 and attrs["latency_ms"] > 0
 
 
 def test_build_rejects_an_invalid_config(space):

@@ -1,0 +1,92 @@
+"""``cost``: score an architecture by what it costs, without training it.
+
+The values are the requested metrics of ``nas_hpo.cost`` (parameter count, FLOPs per image,
+median latency in milliseconds), each to be minimized; as the second objective of a
+multi-objective study, pair it with an accuracy objective through a Python callable, or use
+the cost attributes that every trial of every objective stores. The network is built for the
+input of ``dataset`` (or an explicit ``input_shape`` and ``num_classes``), with the study's
+per-trial seed for its initial weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nas_hpo import cost, data
+from nas_hpo._objective import Context, Objective, Result
+from nas_hpo.objectives import register
+from nas_hpo.space import SearchSpace
+
+# The value each metric contributes (the attribute of ``cost.measure`` it comes from).
+_VALUE_OF = {"params": "params", "flops": "flops", "latency": "latency_ms"}
+
+
+@register("cost")
+@dataclass(frozen=True)
+class Cost(Objective):
+    """Parameters, FLOPs and/or latency of the built network, one value per metric."""
+
+    metrics: list[str] | tuple[str, ...] = ("params",)
+    dataset: str = data.DEFAULT
+    input_shape: list[int] | None = None
+    num_classes: int | None = None
+    batch_size: int = 1
+    device: str = "cpu"
+    warmup: int = 3
+    repeats: int = 10
+
+    def __post_init__(self) -> None:
+        metrics = cost.check_metrics(self.metrics)
+        if not metrics:
+            raise ValueError("metrics: give at least one of " + ", ".join(cost.METRICS))
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"metrics: {list(metrics)!r} names a metric twice")
+        object.__setattr__(self, "metrics", metrics)
+        if self.input_shape is None and self.dataset not in data.names():
+            raise ValueError(f"dataset: unknown {self.dataset!r}; known: {', '.join(data.names())}")
+        if self.input_shape is not None:
+            if len(self.input_shape) != 3 or any(int(v) < 1 for v in self.input_shape):
+                raise ValueError(
+                    f"input_shape: expected [channels, height, width], got {self.input_shape!r}"
+                )
+            object.__setattr__(self, "input_shape", [int(v) for v in self.input_shape])
+            if self.num_classes is None:
+                raise ValueError("num_classes: required with input_shape")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.batch_size < 1 or self.repeats < 1 or self.warmup < 0:
+            raise ValueError("batch_size and repeats must be >= 1 and warmup >= 0")
+        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {self.device!r} asked for, but CUDA is not available")
+        object.__setattr__(self, "directions", ("minimize",) * len(metrics))
+
+    @property
+    def cost_device(self) -> str:  # type: ignore[override]
+        return self.device
+
+    def model_input(self) -> tuple[tuple[int, ...], int]:
+        if self.input_shape is not None:
+            return tuple(self.input_shape), int(self.num_classes)  # type: ignore[arg-type]
+        splits = data.load(self.dataset)
+        return splits.input_shape, self.num_classes or splits.num_classes
+
+    def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
+        input_shape, num_classes = self.model_input()
+        torch.manual_seed(ctx.seed)
+        model = space.build(config, input_shape=input_shape, num_classes=num_classes)
+        attrs = cost.measure(
+            model,
+            input_shape,
+            self.metrics,
+            batch_size=self.batch_size,
+            device=self.device,
+            warmup=self.warmup,
+            repeats=self.repeats,
+        )
+        attrs["cost_input_shape"] = list(input_shape)
+        values = tuple(float(attrs[_VALUE_OF[m]]) for m in self.metrics)  # type: ignore[union-attr]
+        return Result(values, attrs)
