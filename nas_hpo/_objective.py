@@ -59,10 +59,14 @@ class Result:
 class Context:
     """What an evaluation may do besides returning: know its seed, report progress, store
     attributes. This base is the stand-alone context (a notebook, a test): reports are kept
-    in ``reports`` and nothing is pruned."""
+    in ``reports`` and nothing is pruned.
 
-    def __init__(self, seed: int = 0) -> None:
+    ``fidelity`` is what a multi-fidelity strategy asks of this evaluation (e.g.
+    ``{"epochs": 3}``); it overrides the objective's own settings of those names."""
+
+    def __init__(self, seed: int = 0, fidelity: Mapping[str, Any] | None = None) -> None:
         self.seed = seed
+        self.fidelity: dict[str, Any] = dict(fidelity or {})
         self.reports: list[tuple[int, float]] = []
         self.attrs: dict[str, Any] = {}
 
@@ -78,8 +82,10 @@ class Context:
 class OptunaContext(Context):
     """The context of an Optuna trial: reports go to ``trial.report`` and the pruner."""
 
-    def __init__(self, trial: optuna.trial.Trial, seed: int) -> None:
-        super().__init__(seed)
+    def __init__(
+        self, trial: optuna.trial.Trial, seed: int, fidelity: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(seed, fidelity)
         self.trial = trial
 
     def report(self, value: float, step: int) -> None:
@@ -104,6 +110,8 @@ class Objective:
     ``directions`` must match)."""
 
     directions: tuple[str, ...] = ("maximize",)
+    #: The fidelities a strategy may set through ``Context.fidelity`` (e.g. ``"epochs"``).
+    fidelities: tuple[str, ...] = ()
     #: Where the runner measures the latency it stores on every trial (the objective's device).
     cost_device: str = "cpu"
 

@@ -3,36 +3,72 @@
 The network is trained on the training split, validated after every epoch (reported to the
 trial, so Optuna pruners can stop it) and finally scored on the test split, which is recorded
 but never optimized. With the same seed on the same device (CPU) two runs give the same curve:
-the model's initialization, the batch order and every random op draw from the trial's seed.
+the model's initialization, the batch order, the augmentation and every random op draw from
+the trial's seed.
+
+The data stay on the training device as tensors for the whole run and batches are indexed
+there (augmentation too), so no Python data pipeline runs per batch; the loss is checked once
+per epoch, so the GPU is not synchronized after every step. Four low fidelities, as in the
+literature, are options that multi-fidelity strategies can drive through
+``Context.fidelity``: ``epochs``, ``data_fraction`` (a fixed, stratified part of the training
+split), ``resolution`` (inputs resized once per trial) and ``width_mult`` (the space's own width
+option). The fidelity used is stored on the trial.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from nas_hpo import data
+from nas_hpo import data, spaces
 from nas_hpo._objective import Context, Objective, Result, TrialFailure
 from nas_hpo.objectives import register
 from nas_hpo.space import SearchSpace
 
-
-def _sgd(params: Any, o: Train) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=True,
-                           weight_decay=o.weight_decay)
+FIDELITIES = ("epochs", "data_fraction", "resolution", "width_mult")
 
 
-def _adamw(params: Any, o: Train) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+def _sgd(params: Any, o: Train, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params,
+        lr=o.lr,
+        momentum=o.momentum,
+        nesterov=o.momentum > 0,
+        weight_decay=o.weight_decay,
+        **({"fused": True} if fused else {}),
+    )
+
+
+def _adamw(params: Any, o: Train, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        params, lr=o.lr, weight_decay=o.weight_decay, **({"fused": True} if fused else {})
+    )
 
 
 OPTIMIZERS = {"sgd": _sgd, "adamw": _adamw}
+
+
+def _cosine(opt: torch.optim.Optimizer, o: Train, steps: int) -> Any:
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+
+
+def _onecycle(opt: torch.optim.Optimizer, o: Train, steps: int) -> Any:
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=o.lr, total_steps=steps)
+
+
+def _constant(opt: torch.optim.Optimizer, o: Train, steps: int) -> Any:
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+SCHEDULES = {"cosine": _cosine, "onecycle": _onecycle, "constant": _constant}
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def _device(name: str) -> torch.device:
@@ -41,106 +77,306 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Random crops of the zero-padded batch (the standard CIFAR augmentation), one offset per
+    image, by gathering rows and columns: no per-image Python loop."""
+    b, _, h, w = x.shape
+    padded = nn.functional.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=gen.device).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=gen.device).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def _flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    mask = torch.rand(x.shape[0], generator=gen, device=gen.device).to(x.device) < 0.5
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+def _augment_none(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    return x
+
+
+def _augment_crop(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    # Padding 4 on 32×32 images (the usual recipe), in proportion on other sizes.
+    return _crop(x, max(1, x.shape[-1] // 8), gen)
+
+
+def _augment_crop_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    return _flip(_augment_crop(x, gen), gen)
+
+
+AUGMENT: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "none": _augment_none,
+    "crop": _augment_crop,
+    "crop_flip": _augment_crop_flip,
+}
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
-             ) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1024,
+    autocast: torch.dtype | None = None,
+) -> tuple[float, float]:
     """Accuracy and mean cross-entropy of ``model`` on ``(x, y)`` in eval mode."""
     model.eval()
-    correct, loss = 0, 0.0
+    correct = torch.zeros((), device=x.device)
+    loss = torch.zeros((), device=x.device)
     for i in range(0, len(x), batch_size):
-        out = model(x[i:i + batch_size])
-        loss += nn.functional.cross_entropy(out, y[i:i + batch_size], reduction="sum").item()
-        correct += (out.argmax(1) == y[i:i + batch_size]).sum().item()
-    return correct / len(x), loss / len(x)
+        with torch.autocast(x.device.type, dtype=autocast or torch.float32,
+                            enabled=autocast is not None):
+            out = model(x[i : i + batch_size]).float()
+        loss += nn.functional.cross_entropy(out, y[i : i + batch_size], reduction="sum")
+        correct += (out.argmax(1) == y[i : i + batch_size]).sum()
+    return correct.item() / len(x), loss.item() / len(x)
+
+
+def _subset(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """A fixed, stratified ``fraction`` of the indices (the same for every trial of a study)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    labels = y.numpy()
+    n_keep = max(2, int(round(fraction * len(labels))))
+    idx = np.arange(len(labels))
+    counts = np.bincount(labels)
+    k = int((counts > 0).sum())
+    stratify = labels if n_keep >= k and len(labels) - n_keep >= k and counts.min() >= 2 else None
+    keep, _ = train_test_split(idx, train_size=n_keep, random_state=seed, stratify=stratify)
+    return torch.from_numpy(np.sort(keep))
 
 
 @register("train")
 @dataclass(frozen=True)
 class Train(Objective):
-    """Train with SGD + Nesterov (or AdamW) under a cosine schedule; return the final
+    """Train with SGD + Nesterov (or AdamW) under a cosine (or one-cycle) schedule with label
+    smoothing, weight decay and the dataset's standard augmentation; return the final
     validation accuracy."""
 
-    dataset: str = "digits"
+    dataset: str = data.DEFAULT
+    data_dir: str | None = None
+    download: bool = True
+    split_seed: int = 0
+    val_fraction: float = 0.1
     epochs: int = 10
     batch_size: int = 64
     lr: float = 0.05
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    split_seed: int = 0
+    label_smoothing: float = 0.1
+    schedule: str = "cosine"
+    augment: str = "auto"
+    data_fraction: float = 1.0
+    resolution: int | None = None
+    width_mult: float = 1.0
     device: str = "cpu"
+    precision: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    diverge_loss: float | None = None
 
     directions = ("maximize",)
+    fidelities = FIDELITIES
 
     def __post_init__(self) -> None:
-        if self.dataset not in data.names():
-            raise ValueError(f"dataset: unknown {self.dataset!r}; known: {', '.join(data.names())}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer: unknown {self.optimizer!r}; known: {', '.join(sorted(OPTIMIZERS))}"
-            )
+        known = {
+            "dataset": (self.dataset, data.names()),
+            "optimizer": (self.optimizer, list(OPTIMIZERS)),
+            "schedule": (self.schedule, list(SCHEDULES)),
+            "augment": (self.augment, ["auto", *AUGMENT]),
+            "precision": (self.precision, list(PRECISIONS)),
+        }
+        for key, (value, allowed) in known.items():
+            if value not in allowed:
+                raise ValueError(f"{key}: unknown {value!r}; known: {', '.join(sorted(allowed))}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.data_fraction <= 1:
+            raise ValueError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
+        if self.resolution is not None and self.resolution < 1:
+            raise ValueError(f"resolution must be >= 1, got {self.resolution}")
+        if not self.width_mult > 0:
+            raise ValueError(f"width_mult must be > 0, got {self.width_mult}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.device != "auto":
+            try:
+                dev = torch.device(self.device)
+            except RuntimeError as e:
+                raise ValueError(f"device: {e}") from None
+            if dev.type == "cuda" and not torch.cuda.is_available():
+                raise ValueError(f"device: {self.device!r} asked for, but CUDA is not available")
+
+    # ------------------------------------------------------------------ settings
+
+    def at(self, fidelity: Mapping[str, Any]) -> Train:
+        """These settings at another fidelity (names from ``FIDELITIES``)."""
+        unknown = sorted(set(fidelity) - set(FIDELITIES))
+        if unknown:
+            raise ValueError(
+                f"train has no fidelity {', '.join(unknown)}; known: {', '.join(FIDELITIES)}"
+            )
+        return dataclasses.replace(self, **fidelity) if fidelity else self
 
     @property
     def cost_device(self) -> str:  # type: ignore[override]
         return str(_device(self.device))
 
+    def _splits(self) -> data.Splits:
+        return data.load(
+            self.dataset,
+            split_seed=self.split_seed,
+            data_dir=self.data_dir,
+            download=self.download,
+            val_fraction=self.val_fraction,
+        )
+
     def model_input(self) -> tuple[tuple[int, ...], int]:
-        splits = data.load(self.dataset, split_seed=self.split_seed)
-        return splits.input_shape, splits.num_classes
+        splits = self._splits()
+        shape = splits.input_shape
+        if self.resolution is not None:
+            shape = (shape[0], self.resolution, self.resolution)
+        return shape, splits.num_classes
+
+    def _autocast(self, device: torch.device) -> torch.dtype | None:
+        precision = self.precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        return torch.bfloat16 if precision == "bf16" else None
+
+    # ------------------------------------------------------------------ evaluation
 
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
-        splits = data.load(self.dataset, split_seed=self.split_seed)
+        o = self.at(ctx.fidelity)
+        try:
+            return o._train(config, space, ctx)
+        except torch.cuda.OutOfMemoryError as e:
+            # A failed trial, not a crashed study; free what it held for the next one.
+            torch.cuda.empty_cache()
+            raise TrialFailure(f"CUDA out of memory: {str(e).splitlines()[0]}") from None
+
+    def _train(self, config: Mapping[str, Any], space: SearchSpace, ctx: Context) -> Result:
+        splits = self._splits()
         device = _device(self.device)
+        autocast = self._autocast(device)
+        channels_last = device.type == "cuda" if self.channels_last is None else self.channels_last
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        augment = AUGMENT[splits.augment if self.augment == "auto" else self.augment]
+
+        def prepare(x: torch.Tensor) -> torch.Tensor:
+            x = x.to(device, non_blocking=True)
+            if self.resolution is not None and x.shape[-1] != self.resolution:
+                x = nn.functional.interpolate(
+                    x, size=(self.resolution, self.resolution), mode="bilinear",
+                    antialias=True, align_corners=False,
+                )
+            return x.contiguous(memory_format=memory_format)
+
+        x, y = splits.x_train, splits.y_train
+        if self.data_fraction < 1:
+            keep = _subset(y, self.data_fraction, self.split_seed)
+            x, y = x[keep], y[keep]
+        x, y = prepare(x), y.to(device)
+        x_val, y_val = prepare(splits.x_val), splits.y_val.to(device)
+        input_shape = tuple(x.shape[1:])
+
         torch.manual_seed(ctx.seed)
-        model = space.build(config, input_shape=splits.input_shape,
-                            num_classes=splits.num_classes).to(device)
+        net_space = spaces.widened(space, self.width_mult)
+        model = net_space.build(config, input_shape=input_shape, num_classes=splits.num_classes)
+        model = model.to(device, memory_format=memory_format)
         n_params = sum(p.numel() for p in model.parameters())
         ctx.set_attr("params", n_params)
-        x, y = splits.x_train.to(device), splits.y_train.to(device)
-        x_val, y_val = splits.x_val.to(device), splits.y_val.to(device)
+        step_model = torch.compile(model) if self.compile else model
+
         gen = torch.Generator().manual_seed(ctx.seed)
-        steps_per_epoch = math.ceil(len(x) / self.batch_size)
-        opt = OPTIMIZERS[self.optimizer](model.parameters(), self)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs * steps_per_epoch)
+        aug_gen = torch.Generator(device=device).manual_seed(ctx.seed)
+        steps_per_epoch = sum(
+            1 for i in range(0, len(x), self.batch_size) if min(self.batch_size, len(x) - i) >= 2
+        )
+        if steps_per_epoch == 0:
+            raise TrialFailure(f"{len(x)} training image(s): too few for one batch of 2")
+        opt = OPTIMIZERS[self.optimizer](model.parameters(), self, device.type == "cuda")
+        sched = SCHEDULES[self.schedule](opt, self, self.epochs * steps_per_epoch)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+        # Chance level is ln K; a mean loss far above it means the run diverged.
+        diverge = self.diverge_loss or 10 * math.log(max(splits.num_classes, 2)) + 10
         curve: list[float] = []
+        val_losses: list[float] = []
+        train_losses: list[float] = []
         start = time.perf_counter()
+        seen = 0
         for epoch in range(1, self.epochs + 1):
             model.train()
             perm = torch.randperm(len(x), generator=gen).to(device)
+            loss_sum = torch.zeros((), device=device)
+            steps = 0
             for i in range(0, len(x), self.batch_size):
-                idx = perm[i:i + self.batch_size]
+                idx = perm[i : i + self.batch_size]
                 if len(idx) < 2:
                     # BatchNorm cannot train on one sample once the map is 1×1; a lone
                     # trailing sample is dropped (as DataLoader's drop_last would).
                     continue
-                loss = loss_fn(model(x[idx]), y[idx])
-                if not torch.isfinite(loss):
-                    raise TrialFailure(f"training loss became {loss.item()} in epoch {epoch}")
+                xb = augment(x[idx], aug_gen)
+                with torch.autocast(device.type, dtype=autocast or torch.float32,
+                                    enabled=autocast is not None):
+                    out = step_model(xb)
+                loss = loss_fn(out.float(), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-            val_acc, val_loss = evaluate(model, x_val, y_val)
+                loss_sum += loss.detach()
+                steps += 1
+                seen += len(idx)
+            # One synchronization per epoch: the check that the run is still sane.
+            mean_loss = (loss_sum / steps).item()
+            if not math.isfinite(mean_loss):
+                raise TrialFailure(f"training loss became {mean_loss} in epoch {epoch}")
+            if mean_loss > diverge:
+                raise TrialFailure(
+                    f"training diverged: mean loss {mean_loss:.4g} in epoch {epoch} "
+                    f"(chance level ln {splits.num_classes} = "
+                    f"{math.log(splits.num_classes):.3g}, limit {diverge:.3g})"
+                )
+            train_losses.append(mean_loss)
+            val_acc, val_loss = evaluate(step_model, x_val, y_val, autocast=autocast)
             curve.append(val_acc)
+            val_losses.append(val_loss)
             ctx.set_attr("learning_curve", curve)
             ctx.report(val_acc, epoch)
         train_time = time.perf_counter() - start
-        test_acc, _ = evaluate(model, splits.x_test.to(device), splits.y_test.to(device))
+        test_acc, _ = evaluate(
+            step_model, prepare(splits.x_test), splits.y_test.to(device), autocast=autocast
+        )
         return Result(
             (curve[-1],),
             {
-                "val_loss": val_loss,
+                "val_loss": val_losses[-1],
                 "test_accuracy": test_acc,
                 "params": n_params,
                 "learning_curve": curve,
-                "fidelity": {"epochs": self.epochs, "dataset": self.dataset},
+                "val_loss_curve": val_losses,
+                "train_loss_curve": train_losses,
+                "fidelity": {
+                    "epochs": self.epochs,
+                    "data_fraction": self.data_fraction,
+                    "resolution": input_shape[-1],
+                    "width_mult": self.width_mult,
+                    "dataset": self.dataset,
+                },
                 "train_seconds": round(train_time, 3),
+                "images_per_second": round(seen / train_time, 1) if train_time > 0 else None,
+                "device": str(device),
+                "precision": "bf16" if autocast is not None else "fp32",
             },
         )

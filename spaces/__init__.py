@@ -7,13 +7,14 @@ space's build options (from the study file's ``[space]`` section), never injecte
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from nas_hpo._registry import Registry
 from nas_hpo.space import SearchSpace
 
-__all__ = ["get", "names", "register"]
+__all__ = ["factory", "get", "names", "register", "widened"]
 
 _REGISTRY: Registry[Callable[..., SearchSpace]] = Registry("space")
 
@@ -28,7 +29,27 @@ def get(name: str, **options: Any) -> SearchSpace:
     space = _REGISTRY.entry(name)(**options)
     if space.name is None:
         space.name = name
+    # Remembered so that the same space can be rebuilt at another width (``widened``).
+    space.build_options = dict(options)
     return space
+
+
+def widened(space: SearchSpace, width_mult: float) -> SearchSpace:
+    """The same registered space with networks ``width_mult`` times as wide: the width
+    fidelity of low-cost training. The space's factory must take a ``width_mult`` option."""
+    if width_mult == 1:
+        return space
+    if not width_mult > 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    fn = _REGISTRY.entry(space.name) if space.name in _REGISTRY.names() else None
+    if fn is None or "width_mult" not in inspect.signature(fn).parameters:
+        raise ValueError(
+            f"space {space.name or '(unnamed)'!r} has no width_mult build option, so it cannot "
+            "be trained at another width"
+        )
+    options = dict(getattr(space, "build_options", {}))
+    options["width_mult"] = float(options.get("width_mult", 1.0)) * width_mult
+    return get(space.name, **options)
 
 
 def names() -> list[str]:

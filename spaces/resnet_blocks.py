@@ -107,10 +107,14 @@ def arch_str(config: Mapping[str, Any]) -> str:
 
 
 @register("resnet_blocks")
-def resnet_blocks(*, base_width: int = 16) -> SearchSpace:
-    """The space; ``base_width`` is the first stage's width (ResNet-18 itself uses 64)."""
+def resnet_blocks(*, base_width: int = 16, width_mult: float = 1.0) -> SearchSpace:
+    """The space; ``base_width`` is the first stage's width (ResNet-18 itself uses 64), scaled
+    by ``width_mult`` (the width fidelity of low-cost training)."""
     if base_width < 1:
         raise ValueError(f"base_width must be >= 1, got {base_width}")
+    if not width_mult > 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+    base_width = max(1, int(round(base_width * width_mult)))
     params = []
     for i in range(1, N_BLOCKS + 1):
         params.append(Categorical(f"b{i}_kernel", KERNELS, default=3, ordered=True))

@@ -126,7 +126,10 @@ def test_train_objective_in_a_study_reports_every_epoch(storage):
         assert t.value == t.intermediate_values[2] == t.user_attrs["learning_curve"][-1]
         assert 0.0 <= t.user_attrs["test_accuracy"] <= 1.0
         assert t.user_attrs["params"] > 0
-        assert t.user_attrs["fidelity"] == {"epochs": 2, "dataset": "digits"}
+        assert t.user_attrs["fidelity"] == {
+            "epochs": 2, "data_fraction": 1.0, "resolution": 8, "width_mult": 1.0,
+            "dataset": "digits",
+        }
 
 
 def test_pruner_stops_a_training_trial(storage):

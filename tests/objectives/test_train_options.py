@@ -1,0 +1,155 @@
+"""The training recipe's knobs, its four low fidelities, augmentation and failure handling."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from nas_hpo import cost, objectives, spaces
+from nas_hpo.objectives import Context, TrialFailure
+from nas_hpo.objectives.train import AUGMENT, _crop
+
+
+@pytest.fixture(scope="module")
+def space():
+    return spaces.get("resnet_blocks", base_width=4)
+
+
+def run(space, ctx=None, **options):
+    ctx = ctx or Context(seed=0)
+    return objectives.get("train", **options)(space.default(), space=space, ctx=ctx), ctx
+
+
+def test_fidelity_from_the_context_overrides_the_options(space):
+    result, ctx = run(space, Context(seed=0, fidelity={"epochs": 2}), epochs=5)
+    assert [s for s, _ in ctx.reports] == [1, 2]
+    assert result.user_attrs["fidelity"]["epochs"] == 2
+    assert len(result.user_attrs["train_loss_curve"]) == 2
+    with pytest.raises(ValueError, match="no fidelity lr"):
+        run(space, Context(fidelity={"lr": 0.1}))
+
+
+def test_data_fraction_resolution_and_width(space):
+    full, _ = run(space, epochs=1)
+    part, _ = run(space, epochs=1, data_fraction=0.25)
+    assert part.user_attrs["fidelity"]["data_fraction"] == 0.25
+    # A quarter of the images: about a quarter of the training steps.
+    assert part.user_attrs["train_seconds"] < full.user_attrs["train_seconds"]
+    small = objectives.get("train", epochs=1, resolution=4)
+    assert small.model_input() == ((1, 4, 4), 10)
+    res, _ = run(space, epochs=1, resolution=16)
+    assert res.user_attrs["fidelity"]["resolution"] == 16
+    wide, _ = run(space, epochs=1, width_mult=2.0)
+    assert wide.user_attrs["fidelity"]["width_mult"] == 2.0
+    wide_net = spaces.widened(space, 2.0).build(
+        space.default(), input_shape=(1, 8, 8), num_classes=10
+    )
+    assert wide.user_attrs["params"] == cost.count_params(wide_net) > full.user_attrs["params"]
+
+
+def test_width_needs_a_space_with_a_width_option():
+    from nas_hpo import Integer, SearchSpace
+
+    bare = SearchSpace([Integer("x", 1, 3)], name="bare")
+    with pytest.raises(ValueError, match="space 'bare' has no width_mult build option"):
+        spaces.widened(bare, 0.5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "adamw", "lr": 3e-3, "schedule": "onecycle"},
+        {"schedule": "constant", "momentum": 0.0},
+        {"precision": "bf16"},
+        {"augment": "crop_flip", "label_smoothing": 0.0},
+    ],
+)
+def test_recipe_variants_train(space, options):
+    result, _ = run(space, epochs=2, **options)
+    curve = result.user_attrs["learning_curve"]
+    assert len(curve) == 2 and all(0 <= v <= 1 for v in curve)
+    assert result.values[0] > 0.3, curve  # far above chance (0.1) after two epochs
+    assert result.user_attrs["precision"] == ("bf16" if "precision" in options else "fp32")
+
+
+def test_crop_is_a_window_of_the_padded_image_and_flip_mirrors():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
+    out = _crop(x, 2, gen)
+    assert out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for b in range(2):
+        windows = [
+            padded[b, :, i : i + 6, j : j + 6] for i in range(5) for j in range(5)
+        ]
+        assert any(torch.equal(out[b], w) for w in windows)
+    flipped = AUGMENT["crop_flip"](x.repeat(16, 1, 1, 1), torch.Generator().manual_seed(1))
+    assert flipped.shape == (32, 3, 6, 6)
+    a = AUGMENT["crop_flip"](x, torch.Generator().manual_seed(3))
+    b = AUGMENT["crop_flip"](x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)  # seeded: reproducible
+
+
+def test_divergence_is_a_trial_failure_with_the_reason(space):
+    with pytest.raises(TrialFailure, match="training diverged: mean loss .* in epoch 1"):
+        run(space, epochs=1, diverge_loss=0.01)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"schedule": "step"}, "schedule: unknown 'step'; known: constant, cosine, onecycle"),
+        ({"precision": "fp8"}, "precision: unknown"),
+        ({"augment": "mixup"}, "augment: unknown"),
+        ({"data_fraction": 0.0}, "data_fraction"),
+        ({"resolution": 0}, "resolution"),
+        ({"width_mult": -1.0}, "width_mult"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+    ],
+)
+def test_bad_options_name_the_key(options, message):
+    with pytest.raises(ValueError, match=message):
+        objectives.get("train", **options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU-only machine")
+def test_cuda_without_a_gpu_is_refused_up_front():
+    with pytest.raises(ValueError, match="device: 'cuda' asked for, but CUDA is not available"):
+        objectives.get("train", device="cuda")
+
+
+def test_cifar10_files_train_end_to_end(tmp_path, monkeypatch):
+    """The CIFAR-10 reader and the 32×32 augmentation path, on files in CIFAR's format."""
+    import os
+
+    import torchvision.datasets.cifar as cifar
+
+    monkeypatch.setattr(cifar, "check_integrity", lambda p, md5=None: os.path.isfile(p))
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    # Class = brightness: learnable in a few steps.
+    labels = np.arange(120) % 2
+    images = (labels[:, None] * 160 + rng.integers(0, 60, size=(120, 3 * 32 * 32))).astype(
+        np.uint8
+    )
+    for b in range(5):
+        with open(folder / f"data_batch_{b + 1}", "wb") as f:
+            sl = slice(b * 20, (b + 1) * 20)
+            pickle.dump({"data": images[sl], "labels": labels[sl].tolist()}, f)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"data": images[100:], "labels": labels[100:].tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    space = spaces.get("resnet_blocks", base_width=4)
+    objective = objectives.get(
+        "train", dataset="cifar10", data_dir=str(tmp_path), download=False, epochs=6,
+        batch_size=16, val_fraction=0.2,
+    )
+    assert objective.model_input() == ((3, 32, 32), 10)
+    result = objective(space.default(), space=space, ctx=Context(seed=0))
+    assert result.user_attrs["test_accuracy"] == 1.0
+    assert result.user_attrs["fidelity"]["dataset"] == "cifar10"
