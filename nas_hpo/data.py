@@ -31,7 +31,16 @@ import torch
 
 from nas_hpo._registry import Registry
 
-__all__ = ["AUGMENTATIONS", "DEFAULT", "Source", "Splits", "default_data_dir", "load", "names"]
+__all__ = [
+    "AUGMENTATIONS",
+    "DEFAULT",
+    "Source",
+    "Splits",
+    "default_data_dir",
+    "load",
+    "names",
+    "register",
+]
 
 #: The embedded default: real images that need no download.
 DEFAULT = "digits"
@@ -77,6 +86,12 @@ class Source:
 
 Reader = Callable[[Path, bool, int], Source]
 _DATASETS: Registry[Reader] = Registry("dataset")
+
+
+def register(name: str) -> Callable[[Reader], Reader]:
+    """Register a dataset reader ``f(data_dir, download, image_size) -> Source`` under
+    ``name`` (then ``dataset = "name"`` in a study file); a duplicate name is an error."""
+    return _DATASETS.register(name)
 
 
 def default_data_dir() -> Path:

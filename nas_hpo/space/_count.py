@@ -24,7 +24,7 @@ _ENUMERATE_UP_TO = 4096
 
 def _classes(
     param: Hyperparameter, mentioned: Sequence[tuple[Any, ...]], thresholds: Sequence[Any]
-) -> list[tuple[Any, float]]:
+) -> list[tuple[Any, int | float]]:
     """Partition ``param``'s domain into (representative, size) classes that every condition
     and clause reading ``param`` treats alike. ``mentioned`` holds one group of values per
     relation or clause (``In`` and ``ForbiddenIn`` single out several at once)."""
@@ -46,18 +46,18 @@ def _classes(
                 tuple((pos > c) - (pos < c) for c in cuts),
             )
             groups.setdefault(sig, []).append(v)
-        return [(vs[0], float(len(vs))) for vs in groups.values()]
+        return [(vs[0], len(vs)) for vs in groups.values()]
 
     # A large integer range or a float range: regions between the cuts, the cuts themselves,
     # and the mentioned values each form classes.
     low, high = param.low, param.high  # type: ignore[attr-defined]
     is_int = not isinstance(param, Float)
-    out: list[tuple[Any, float]] = []
+    out: list[tuple[Any, int | float]] = []
     taken: list[Any] = []
     for m in (m for g in sets for m in g):
         if not any(_same(m, t) for t in taken):
             taken.append(m)
-            out.append((m, 1.0))
+            out.append((m, 1))
     edges = [c for c in cuts if low <= c <= high]
     bounds = [low, *edges, high]
     for i in range(len(bounds) - 1):
@@ -75,7 +75,7 @@ def _classes(
             if size <= 0:
                 continue
             rep = next(v for v in range(lo, hi + 2) if not any(v == m for m in inside))
-            out.append((rep, float(size)))
+            out.append((rep, size))
         elif a < b:
             rep = next(
                 v
@@ -85,7 +85,7 @@ def _classes(
             out.append((rep, math.inf))
     for c in edges:
         if not any(_same(c, m) for m in taken):
-            out.append((c, 1.0))
+            out.append((c, 1))
     return out
 
 
@@ -130,7 +130,7 @@ def count_valid(
     *,
     stop_at_first: bool = False,
     fixed: Mapping[str, Any] | None = None,
-) -> float:
+) -> int | float:
     """Number of valid configurations (``math.inf`` if a float can be active); with ``fixed``,
     of those that hold these values (a partial config taken in topological order, so that the
     parents of each fixed parameter are fixed too)."""
@@ -139,7 +139,7 @@ def count_valid(
     relevant = [n for n in order if n in mentioned or n in thresholds]
     free = [n for n in order if n not in mentioned and n not in thresholds]
     classes = {
-        n: [(fixed[n], 1.0)]
+        n: [(fixed[n], 1)]
         if n in fixed
         else _classes(params[n], mentioned.get(n, []), thresholds.get(n, []))
         for n in relevant
@@ -150,17 +150,18 @@ def count_valid(
     for clause in forbidden:
         checks.setdefault(max(rank[n] for n in clause.names()), []).append(clause)
 
-    def leaf_weight(assigned: dict[str, Any]) -> float:
-        w = 1.0
+    def leaf_weight(assigned: dict[str, Any]) -> int | float:
+        # Python ints: counts beyond 2**53 stay exact (only a float range makes them inf).
+        w: int | float = 1
         for n in free:
             cond = conditions.get(n)
             if cond is None or cond.holds(assigned, params):
-                w *= 1.0 if n in fixed else params[n].cardinality()
+                w *= 1 if n in fixed else params[n].cardinality()
             elif n in fixed:
-                return 0.0  # fixed as active where it cannot be
+                return 0  # fixed as active where it cannot be
         return w
 
-    def walk(i: int, assigned: dict[str, Any]) -> float:
+    def walk(i: int, assigned: dict[str, Any]) -> int | float:
         if i == len(relevant):
             return leaf_weight(assigned)
         name = relevant[i]
@@ -168,10 +169,10 @@ def count_valid(
         if cond is None or cond.holds(assigned, params):
             options = classes[name]
         elif name in fixed:
-            return 0.0
+            return 0
         else:
-            options = [(None, 1.0)]
-        total = 0.0
+            options = [(None, 1)]
+        total: int | float = 0
         for rep, size in options:
             if rep is not None:
                 assigned[name] = rep

@@ -17,6 +17,10 @@ KNOWN_SIZES = {
     "resnet_blocks": 9**8,
     "nb201": 5**6,  # NAS-Bench-201: 15,625 cells
     "darts": (1 * 3 * 6 * 10 * 7**8) ** 2,  # input pairs × 7 ops per edge, normal × reduce
+    # Σ over depth n of Σ over j conv/dwsep layers before the mlp ones: 48^j · 12^(n-j)
+    "chain": sum(48**j * 12 ** (n - j) for n in range(1, 9) for j in range(n + 1)),
+    "mobilenet": sum(6**d for d in range(1, 5)) ** 5 * 6,  # 5 stages of depth 1-4, last block
+    "vit": 9 * sum(27**d for d in range(1, 9)),  # patch × width, 27 choices per layer
 }
 
 
@@ -54,19 +58,24 @@ def test_suggest_with_fixed_trial(space):
 def test_optuna_round_trip(space):
     """A real study's trial params are exactly valid configs, and replay to the same config."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen = []
+    seen = {}
 
     def objective(trial):
-        config = space.suggest(trial)
-        seen.append(config)
+        seen[trial.number] = space.suggest(trial)  # prunes a forbidden draw
         return 0.0
 
     study.optimize(objective, n_trials=10)
-    for trial, config in zip(study.trials, seen, strict=True):
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete
+    for trial in study.trials:
         if trial.state == optuna.trial.TrialState.COMPLETE:
+            config = seen[trial.number]
             space.validate(trial.params)
             assert trial.params == config
             assert space.suggest(optuna.trial.FixedTrial(trial.params)) == config
+        else:
+            assert trial.state == optuna.trial.TrialState.PRUNED
+            assert "forbidden" in trial.user_attrs
 
 
 def test_size_matches_the_known_count(space):
