@@ -153,3 +153,8 @@ def test_cifar10_files_train_end_to_end(tmp_path, monkeypatch):
     result = objective(space.default(), space=space, ctx=Context(seed=0))
     assert result.user_attrs["test_accuracy"] == 1.0
     assert result.user_attrs["fidelity"]["dataset"] == "cifar10"
+
+
+def test_channels_last_is_refused_on_the_cpu(space):
+    with pytest.raises(ValueError, match="channels_last is refused on the CPU"):
+        run(space, epochs=1, channels_last=True)
