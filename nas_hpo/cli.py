@@ -42,9 +42,10 @@ def _spaces(args: argparse.Namespace) -> int:
         size = space.size()
         rows.append((name, "infinite" if math.isinf(size) else f"{size:,}", len(space)))
     width = max(len(r[0]) for r in rows)
-    print(f"{'space':<{width}}  {'architectures':>16}  parameters")
+    size_width = max(len("architectures"), *(len(r[1]) for r in rows))
+    print(f"{'space':<{width}}  {'architectures':>{size_width}}  parameters")
     for name, size, n in rows:
-        print(f"{name:<{width}}  {size:>16}  {n:>10}")
+        print(f"{name:<{width}}  {size:>{size_width}}  {n:>10}")
     return 0
 
 
