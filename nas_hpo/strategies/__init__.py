@@ -90,3 +90,110 @@ def tpe(
             seed=setting.seed,
         )
     return Strategy("tpe", sampler, optuna.pruners.NopPruner())
+
+
+@register("gp")
+def gp(setting: Setting, *, n_startup_trials: int = 10, deterministic_objective: bool = False
+       ) -> Strategy:
+    """Optuna's Gaussian-process BO (``GPSampler``). It models the parameters every trial has;
+    conditional ones outside that intersection are drawn at random."""
+    sampler = optuna.samplers.GPSampler(
+        seed=setting.seed,
+        n_startup_trials=n_startup_trials,
+        deterministic_objective=deterministic_objective,
+        warn_independent_sampling=False,
+    )
+    return Strategy("gp", sampler, optuna.pruners.NopPruner())
+
+
+@register("qmc")
+def qmc(setting: Setting, *, qmc_type: str = "sobol", scramble: bool = True) -> Strategy:
+    """Optuna's quasi-Monte Carlo sampler: low-discrepancy coverage of the shared parameters."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.QMCSampler(
+            qmc_type=qmc_type, scramble=scramble, seed=setting.seed,
+            warn_independent_sampling=False,
+        )
+    return Strategy("qmc", sampler, optuna.pruners.NopPruner())
+
+
+@register("re")
+def regularized_evolution(
+    setting: Setting, *, population_size: int = 20, sample_size: int = 5
+) -> Strategy:
+    """Regularized (aging) evolution, Real et al. 2019: not in Optuna, so ours (see
+    ``_evolution``); children come from ``space.mutate`` and inherit their parent's values."""
+    from nas_hpo.strategies._evolution import RegularizedEvolutionSampler
+
+    if len(setting.directions) != 1:
+        raise ValueError(
+            f"re optimizes one objective; the study has {len(setting.directions)} directions "
+            "(use nsga2 / nsga3 for several)"
+        )
+    sampler = RegularizedEvolutionSampler(
+        setting.space, population_size=population_size, sample_size=sample_size,
+        seed=setting.seed,
+    )
+    return Strategy("re", sampler, optuna.pruners.NopPruner())
+
+
+def _base_sampler(setting: Setting, sampler: str, pruner: str) -> optuna.samplers.BaseSampler:
+    if sampler in _PRUNERS:
+        raise ValueError(f"sampler: {sampler!r} is a pruner; pick a sampler for {pruner}")
+    return get(sampler, setting).sampler
+
+
+@register("hyperband")
+def hyperband(
+    setting: Setting,
+    *,
+    sampler: str = "tpe",
+    min_resource: int = 1,
+    max_resource: int | str = "auto",
+    reduction_factor: int = 3,
+) -> Strategy:
+    """Optuna's ``HyperbandPruner`` over the intermediate values the objective reports (epochs
+    for ``train``), with any sampler above (``sampler = "tpe"``)."""
+    pruner = optuna.pruners.HyperbandPruner(
+        min_resource=min_resource, max_resource=max_resource, reduction_factor=reduction_factor
+    )
+    return Strategy("hyperband", _base_sampler(setting, sampler, "hyperband"), pruner)
+
+
+@register("asha")
+def asha(
+    setting: Setting,
+    *,
+    sampler: str = "tpe",
+    min_resource: int | str = "auto",
+    reduction_factor: int = 4,
+    min_early_stopping_rate: int = 0,
+) -> Strategy:
+    """Asynchronous successive halving: Optuna's ``SuccessiveHalvingPruner``."""
+    pruner = optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=min_resource,
+        reduction_factor=reduction_factor,
+        min_early_stopping_rate=min_early_stopping_rate,
+    )
+    return Strategy("asha", _base_sampler(setting, sampler, "asha"), pruner)
+
+
+@register("median")
+def median(
+    setting: Setting,
+    *,
+    sampler: str = "tpe",
+    n_startup_trials: int = 5,
+    n_warmup_steps: int = 0,
+    interval_steps: int = 1,
+) -> Strategy:
+    """Optuna's ``MedianPruner``: stop a trial below the median of earlier trials at a step."""
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps,
+        interval_steps=interval_steps,
+    )
+    return Strategy("median", _base_sampler(setting, sampler, "median"), pruner)
+
+
+_PRUNERS = ("hyperband", "asha", "median")
