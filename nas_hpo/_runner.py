@@ -173,11 +173,13 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
         trial.set_user_attr("seed", seed)
         config = space.suggest(trial)
         trial.set_user_attr("arch", space.arch_key(config))
+        recorded: dict[str, Any] = {}
         if costs.active:
             # Before the evaluation, so pruned and failed trials carry their costs too; a
             # network that cannot be measured is noted, and the objective still runs.
             try:
-                for key, value in costs(config).items():
+                recorded = costs(config)
+                for key, value in recorded.items():
                     trial.set_user_attr(key, value)
             except Exception as e:
                 trial.set_user_attr("cost_error", f"{type(e).__name__}: {e}")
@@ -199,6 +201,15 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
             raise
         for key, value in result.user_attrs.items():
             trial.set_user_attr(key, _jsonable(value))
+        if plan.strategy.constraints:
+            # Optuna's trial constraints (feasible when <= 0) from bounds on what the trial
+            # recorded; a trial without the attribute cannot be shown feasible.
+            attrs = {**recorded, **ctx.attrs, **result.user_attrs}
+            for key, bound in plan.strategy.constraints.items():
+                value = attrs.get(key)
+                trial.set_constraint(
+                    key, math.inf if value is None else float(value) - float(bound)
+                )
         return result.values[0] if n_values == 1 else result.values
 
     return evaluate

@@ -35,6 +35,19 @@ def ask(trial: optuna.trial.BaseTrial, p: Hyperparameter) -> Any:
     raise TypeError(f"no Optuna distribution for {p!r}")
 
 
+def distribution(p: Hyperparameter) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution ``ask`` uses for ``p`` (for samplers that need them up front)."""
+    if isinstance(p, Categorical):
+        return optuna.distributions.CategoricalDistribution(list(p.choices))
+    if isinstance(p, Integer):
+        return optuna.distributions.IntDistribution(p.low, p.high, log=p.log)
+    if isinstance(p, Float):
+        return optuna.distributions.FloatDistribution(p.low, p.high, log=p.log)
+    if isinstance(p, Constant):
+        return optuna.distributions.CategoricalDistribution([p.value])
+    raise TypeError(f"no Optuna distribution for {p!r}")
+
+
 def suggest(space: SearchSpace, trial: optuna.trial.BaseTrial) -> Config:
     config: Config = {}
     for name in space.order:

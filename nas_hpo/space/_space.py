@@ -413,6 +413,36 @@ class SearchSpace:
             )
         return options[int(rng.integers(len(options)))]
 
+    def crossover(
+        self,
+        a: Mapping[str, Any],
+        b: Mapping[str, Any],
+        rng: np.random.Generator | int | None = None,
+    ) -> Config:
+        """A child of two valid configs: uniform crossover that respects the conditions.
+
+        Walking the topological order, each parameter active in the child so far takes the
+        value of parent ``a`` or ``b`` at random among the parents that have it, and is drawn
+        from its distribution only when neither has it; so conditional genes (layer ``k``'s
+        settings) are inherited whenever a parent has them. Forbidden children are redrawn;
+        after a few hundred tries the child is a copy of ``a``."""
+        rng = _rng(rng)
+        self.validate(a)
+        self.validate(b)
+        for _ in range(_MUTATION_DRAWS):
+            child: Config = {}
+            for n in self._order:
+                if not self.is_active(n, child):
+                    continue
+                donors = [p for p in (a, b) if n in p]
+                if donors:
+                    child[n] = _plain(donors[int(rng.integers(len(donors)))][n])
+                else:
+                    child[n] = _plain(self._params[n].sample(rng))
+            if not self.is_forbidden(child):
+                return child
+        return dict(a)
+
     def neighbors(self, config: Mapping[str, Any]) -> list[Config]:
         """All valid configs one step away: another choice of one categorical, one up or down
         for an integer, a tenth of the range up or down for a float (in log space for log

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -37,6 +37,9 @@ class Strategy:
     name: str
     sampler: optuna.samplers.BaseSampler
     pruner: optuna.pruners.BasePruner
+    #: Upper bounds on trial user attributes (e.g. ``{"params": 1e6}``); the runner sets each
+    #: trial's Optuna constraint ``value - bound`` (feasible when <= 0) for samplers that use them.
+    constraints: dict[str, float] = field(default_factory=dict)
 
 
 _REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy")
@@ -197,3 +200,41 @@ def median(
 
 
 _PRUNERS = ("hyperband", "asha", "median")
+
+
+def _nsga_strategy(setting: Setting, which: str, population_size: int, mutation_prob: float,
+          constraints: dict[str, float] | None) -> Strategy:
+    from nas_hpo.strategies import _nsga
+
+    if not 0 <= mutation_prob <= 1:
+        raise ValueError(f"mutation_prob must be in [0, 1], got {mutation_prob}")
+    if population_size < 2:
+        raise ValueError(f"population_size must be >= 2, got {population_size}")
+    cls = _nsga.SpaceNSGAIISampler if which == "nsga2" else _nsga.SpaceNSGAIIISampler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = cls(
+            setting.space,
+            mutation_prob=mutation_prob,
+            seed=setting.seed,
+            population_size=population_size,
+        )
+    return Strategy(which, sampler, optuna.pruners.NopPruner(), dict(constraints or {}))
+
+
+@register("nsga2")
+def nsga2(setting: Setting, *, population_size: int = 20, mutation_prob: float = 0.5,
+          constraints: dict[str, float] | None = None) -> Strategy:
+    """NSGA-II (Optuna's selection) with offspring that respect the space's conditions (see
+    ``_nsga``); ``constraints`` bound trial attributes, e.g. ``{params = 1e6}``."""
+    return _nsga_strategy(setting, "nsga2", population_size, mutation_prob, constraints)
+
+
+@register("nsga3")
+def nsga3(setting: Setting, *, population_size: int = 20, mutation_prob: float = 0.5,
+          constraints: dict[str, float] | None = None) -> Strategy:
+    """NSGA-III (reference-point selection, for three or more objectives as well) with
+    condition-respecting offspring."""
+    if len(setting.directions) < 2:
+        raise ValueError("nsga3 needs two or more objectives; the study has one direction")
+    return _nsga_strategy(setting, "nsga3", population_size, mutation_prob, constraints)

@@ -39,7 +39,18 @@ def curve(config: dict, ctx) -> float:
     return final
 
 
+MULTI_OBJECTIVE_ONLY = {"nsga3"}
+
+
+def two(config: dict) -> tuple[float, float]:
+    return score(config), config["depth"]
+
+
 def run(name: str, storage: str, study_name: str, n_trials: int, seed: int = 0):
+    if name in MULTI_OBJECTIVE_ONLY:
+        return nas_hpo.run({"study": {"directions": ["maximize", "minimize"]}}, space=space(),
+                           objective=two, strategy=name, n_trials=n_trials, storage=storage,
+                           study_name=study_name, seed=seed)
     return nas_hpo.run(space=space(), objective=curve, strategy=name, n_trials=n_trials,
                        storage=storage, study_name=study_name, seed=seed)
 
@@ -94,6 +105,7 @@ def test_regularized_evolution_children_inherit_from_their_parent(storage):
         ({"name": "re"}, ["maximize", "minimize"], "re optimizes one objective"),
         ({"name": "hyperband", "sampler": "asha"}, None, "'asha' is a pruner"),
         ({"name": "re", "sample_size": 50}, None, "sample_size"),
+        ({"name": "nsga3"}, None, "nsga3 needs two or more objectives"),
     ],
 )
 def test_strategies_that_cannot_run_are_refused_before_any_trial(
@@ -105,3 +117,54 @@ def test_strategies_that_cannot_run_are_refused_before_any_trial(
                     objective=lambda c: (1.0, 2.0) if directions else 1.0, storage=storage,
                     study_name="x", n_trials=1)
     assert optuna.get_all_study_names(storage) == []
+
+
+def chain_two_objectives(config: dict) -> tuple[float, float]:
+    # accuracy-like (more conv layers, wider) against cost-like (total width)
+    n = config["n_layers"]
+    conv = sum(config[f"layer{k}_type"] != "mlp" for k in range(1, n + 1))
+    width = sum(config[f"layer{k}_width"] for k in range(1, n + 1))
+    return conv + width / 128, width
+
+
+@pytest.mark.parametrize("which", ["nsga2", "nsga3"])
+def test_nsga_offspring_on_chain_keep_their_parents_layer_settings(storage, which):
+    from nas_hpo import spaces
+    from nas_hpo.strategies._nsga import parents_of
+
+    s = spaces.get("chain")
+    study = nas_hpo.run(
+        {"strategy": {"name": which, "population_size": 8, "mutation_prob": 0.3},
+         "study": {"directions": ["maximize", "minimize"], "cost": []}},
+        space=s, objective=chain_two_objectives, storage=storage, study_name=which,
+        n_trials=40,
+    )
+    by_number = {t.number: t for t in study.trials}
+    children = [t for t in study.trials if parents_of(t)]
+    assert len(children) >= 10  # the first generation (and forbidden draws) have none
+    inherited_layer_genes = 0
+    for child in children:
+        s.validate(child.params)
+        a, b = (by_number[n].params for n in parents_of(child))
+        foreign = [k for k, v in child.params.items()
+                   if (k in a or k in b) and v not in (a.get(k), b.get(k))]
+        assert len(foreign) <= 1, (a, b, child.params)  # at most the one mutated gene
+        inherited_layer_genes += sum(
+            1 for k in child.params if k.startswith("layer") and k[5] not in "12"
+            and (k in a or k in b)
+        )
+    # Deep layers' settings (layer 3 and beyond, which not every net has) are inherited.
+    assert inherited_layer_genes > 0
+
+
+def test_nsga_constraints_reach_optuna(storage):
+    study = nas_hpo.run(
+        {"strategy": {"name": "nsga2", "population_size": 4, "constraints": {"score": 1.0}},
+         "study": {"directions": ["maximize", "minimize"]}},
+        space=space(), objective=lambda c, ctx: (ctx.set_attr("score", score(c)),
+                                                 (score(c), c["depth"]))[1],
+        storage=storage, study_name="c", n_trials=6,
+    )
+    for t in study.trials:
+        # The trial's Optuna constraint (set_constraint); <= 0 is feasible.
+        assert t.constraints == {"score": pytest.approx(score(t.params) - 1.0)}
