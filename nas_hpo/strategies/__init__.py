@@ -238,3 +238,16 @@ def nsga3(setting: Setting, *, population_size: int = 20, mutation_prob: float =
     if len(setting.directions) < 2:
         raise ValueError("nsga3 needs two or more objectives; the study has one direction")
     return _nsga_strategy(setting, "nsga3", population_size, mutation_prob, constraints)
+
+
+@register("local_search")
+def local_search(setting: Setting) -> Strategy:
+    """Best-improvement local search over ``space.neighbors`` (see ``_local``)."""
+    from nas_hpo.strategies._local import LocalSearchSampler
+
+    if len(setting.directions) != 1:
+        raise ValueError(
+            f"local_search optimizes one objective; the study has {len(setting.directions)}"
+        )
+    return Strategy("local_search", LocalSearchSampler(setting.space, seed=setting.seed),
+                    optuna.pruners.NopPruner())

@@ -168,3 +168,20 @@ def test_nsga_constraints_reach_optuna(storage):
     for t in study.trials:
         # The trial's Optuna constraint (set_constraint); <= 0 is feasible.
         assert t.constraints == {"score": pytest.approx(score(t.params) - 1.0)}
+
+
+def test_local_search_walks_to_better_neighbours(storage):
+    s = space()
+    study = nas_hpo.run(space=s, objective=score, strategy="local_search", storage=storage,
+                        study_name="ls", n_trials=60)
+    roles = [t.system_attrs["nas_hpo:ls:role"] for t in study.trials]
+    assert roles[0] == "start" and roles.count("neighbor") > 20
+    keys = [s.arch_key(t.params) for t in study.trials]
+    assert len(set(keys)) == len(keys)  # nothing evaluated twice
+    # Each neighbour is one step from some earlier trial.
+    for i, t in enumerate(study.trials):
+        if roles[i] == "neighbor":
+            assert any(s.arch_key(t.params) in {s.arch_key(n) for n in s.neighbors(u.params)}
+                       for u in study.trials[:i])
+    # The maximum (depth 4, all conv at width 32 → 8.0) is reached by climbing.
+    assert max(t.value for t in study.trials) > max(t.value for t in study.trials[:1])
