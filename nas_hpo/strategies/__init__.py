@@ -251,3 +251,15 @@ def local_search(setting: Setting) -> Strategy:
         )
     return Strategy("local_search", LocalSearchSampler(setting.space, seed=setting.seed),
                     optuna.pruners.NopPruner())
+
+
+@register("smac")
+def smac(setting: Setting, *, n_initial: int = 10) -> Strategy:
+    """SMAC3's random-forest BO (HPO facade) on the space's ConfigSpace, ask/tell (see
+    ``_smac``); ``n_initial`` Sobol configurations before the model takes over."""
+    from nas_hpo.strategies._smac import SmacSampler
+
+    if len(setting.directions) != 1:
+        raise ValueError(f"smac optimizes one objective; the study has {len(setting.directions)}")
+    return Strategy("smac", SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial),
+                    optuna.pruners.NopPruner())

@@ -185,3 +185,14 @@ def test_local_search_walks_to_better_neighbours(storage):
                        for u in study.trials[:i])
     # The maximum (depth 4, all conv at width 32 → 8.0) is reached by climbing.
     assert max(t.value for t in study.trials) > max(t.value for t in study.trials[:1])
+
+
+def test_smac_is_told_every_result_and_replays_a_resumed_study(storage):
+    study = nas_hpo.run(space=space(), objective=score, strategy="smac", storage=storage,
+                        study_name="smac", n_trials=14)
+    history = study.sampler._smac.runhistory
+    told = [history.get_cost(c) for c in history.get_configs()]
+    assert sorted(told) == sorted(-t.value for t in study.trials)  # maximize → cost = -value
+    resumed = nas_hpo.run(space=space(), objective=score, strategy="smac", storage=storage,
+                          study_name="smac", n_trials=16)
+    assert len(resumed.sampler._smac.runhistory) >= 16  # 14 replayed + 2 new

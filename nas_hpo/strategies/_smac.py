@@ -1,0 +1,147 @@
+"""SMAC3's random-forest Bayesian optimization (HPO facade), driven ask/tell, as an Optuna sampler.
+
+SMAC proposes each configuration on the space's ConfigSpace (``to_configspace``, lossless) and
+is told every result; Optuna records each evaluation as an ordinary trial whose params are the
+config, so SMAC runs land in the same study as every other strategy. The wrapping is ours
+because SMAC and Optuna have no bridge: SMAC's ``ask`` happens before an Optuna trial starts,
+its ``tell`` after the trial finishes. A configuration ConfigSpace hands out that the space
+does not accept (ConfigSpace's sampler can break a forbidden clause) is told to SMAC as a crash
+and redrawn, never evaluated. A resumed study replays its finished trials into SMAC first.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from nas_hpo.space import SearchSpace
+
+_REDRAWS = 100
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+class SmacSampler(BaseSampler):
+    """SMAC3's ``HyperparameterOptimizationFacade`` behind Optuna's sampler interface."""
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, n_initial: int = 10) -> None:
+        if n_initial < 1:
+            raise ValueError(f"n_initial must be >= 1, got {n_initial}")
+        self.space = space
+        self.seed = seed
+        self.n_initial = n_initial
+        self._smac: Any = None
+        self._pending: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self._fallback = RandomSampler(seed=seed)
+
+    def _start(self, study: optuna.Study) -> None:
+        try:
+            from smac import HyperparameterOptimizationFacade as HPO
+            from smac import Scenario
+        except ImportError as e:  # pragma: no cover - smac is a dependency
+            raise ImportError(f"the smac strategy needs SMAC3: pip install smac ({e})") from e
+        cs = self.space.to_configspace()
+        scenario = Scenario(
+            cs,
+            deterministic=True,
+            # SMAC's budget is ours to enforce (the study's n_trials / timeout); its own is
+            # only an upper bound here.
+            n_trials=10**9,
+            seed=self.seed,
+            output_directory=tempfile.mkdtemp(prefix="nas-hpo-smac-"),
+        )
+        self._smac = HPO(
+            scenario,
+            target_function=lambda config, seed=0: 0.0,  # never called: ask/tell only
+            initial_design=HPO.get_initial_design(scenario, n_configs=self.n_initial),
+            overwrite=True,
+            logging_level=40,
+        )
+        # A resumed study: SMAC learns what the study already knows.
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if self.space.is_valid(t.params):
+                self._tell_config(study, t.params, t.value)
+
+    def _cost(self, study: optuna.Study, value: float) -> float:
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        return -value if maximize else value
+
+    def _tell_config(self, study: optuna.Study, params: dict[str, Any], value: Any) -> None:
+        from ConfigSpace import Configuration
+        from smac.runhistory.dataclasses import TrialInfo, TrialValue
+
+        config = Configuration(self._smac.scenario.configspace, values=dict(params))
+        self._smac.tell(TrialInfo(config=config, seed=self.seed),
+                        TrialValue(cost=self._cost(study, float(value))), save=False)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if len(study.directions) != 1:
+            raise ValueError("the smac strategy optimizes one objective")
+        if "fixed_params" in trial.system_attrs:
+            return
+        if self._smac is None:
+            self._start(study)
+        from smac.runhistory.dataclasses import TrialValue
+        from smac.runhistory.enumerations import StatusType
+
+        for _ in range(_REDRAWS):
+            info = self._smac.ask()
+            config = {k: _plain(v) for k, v in dict(info.config).items()}
+            if self.space.is_valid(config):
+                self._pending[trial._trial_id] = (info, config)
+                return
+            self._smac.tell(info, TrialValue(cost=float("inf"), status=StatusType.CRASHED))
+        raise RuntimeError(f"SMAC proposed {_REDRAWS} invalid configurations in a row")
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        entry = self._pending.get(trial._trial_id)
+        if entry is not None and param_name in entry[1]:
+            return entry[1][param_name]
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        entry = self._pending.pop(trial._trial_id, None)
+        if entry is None:
+            return
+        from smac.runhistory.dataclasses import TrialValue
+        from smac.runhistory.enumerations import StatusType
+
+        info, _ = entry
+        if state == TrialState.COMPLETE and values:
+            self._smac.tell(info, TrialValue(cost=self._cost(study, float(values[0]))),
+                            save=False)
+        else:
+            # A failed or pruned evaluation: SMAC's crash cost keeps it from coming back.
+            self._smac.tell(info, TrialValue(cost=float("inf"), status=StatusType.CRASHED),
+                            save=False)
