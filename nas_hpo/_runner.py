@@ -24,6 +24,8 @@ from nas_hpo._registry import Registry, UnknownNameError
 from nas_hpo._spec import SpecError, StudySpec, import_callable, load_spec
 from nas_hpo.space import SearchSpace
 
+FIDELITY_ATTR = "nas_hpo:fidelity"  # set by multi-fidelity samplers (strategies._smac)
+
 __all__ = ["BACKENDS", "Plan", "prepare", "run", "trial_seed"]
 
 FINISHED = (
@@ -137,7 +139,10 @@ def prepare(spec: StudySpec) -> Plan:
             f"{len(objective.directions)} value(s) ({', '.join(objective.directions)}), but "
             f"{len(directions)} direction(s) are set"
         )
-    setting = strategies.Setting(space=space, seed=spec.seed, directions=tuple(directions))
+    setting = strategies.Setting(
+        space=space, seed=spec.seed, directions=tuple(directions),
+        fidelities=tuple(objective.fidelities),
+    )
     try:
         strategy = strategies.get(spec.strategy.name, setting, **spec.strategy.options)
     except UnknownNameError as e:
@@ -183,7 +188,11 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
                     trial.set_user_attr(key, value)
             except Exception as e:
                 trial.set_user_attr("cost_error", f"{type(e).__name__}: {e}")
-        ctx = OptunaContext(trial, seed)
+        # A multi-fidelity strategy says at which fidelity to evaluate (e.g. {"epochs": 3}).
+        fidelity = trial.study._storage.get_trial_system_attrs(trial._trial_id).get(FIDELITY_ATTR)
+        if fidelity:
+            trial.set_user_attr("budget", fidelity)
+        ctx = OptunaContext(trial, seed, fidelity)
         try:
             result = objective(config, space=space, ctx=ctx)
             if len(result.values) != n_values:

@@ -28,6 +28,8 @@ class Setting:
     space: SearchSpace
     seed: int
     directions: tuple[str, ...]
+    #: The fidelities the objective accepts through ``Context.fidelity`` (e.g. ``epochs``).
+    fidelities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,3 +265,33 @@ def smac(setting: Setting, *, n_initial: int = 10) -> Strategy:
         raise ValueError(f"smac optimizes one objective; the study has {len(setting.directions)}")
     return Strategy("smac", SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial),
                     optuna.pruners.NopPruner())
+
+
+@register("smac_hyperband")
+def smac_hyperband(
+    setting: Setting,
+    *,
+    fidelity: str = "epochs",
+    min_budget: float = 1,
+    max_budget: float = 9,
+    eta: int = 3,
+    n_initial: int = 10,
+) -> Strategy:
+    """SMAC3's multi-fidelity facade (Hyperband intensifier + random forest, BOHB-like); each
+    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``."""
+    from nas_hpo.strategies._smac import SmacSampler
+
+    if len(setting.directions) != 1:
+        raise ValueError(
+            f"smac_hyperband optimizes one objective; the study has {len(setting.directions)}"
+        )
+    if fidelity not in setting.fidelities:
+        has = ", ".join(setting.fidelities) or "none"
+        raise ValueError(
+            f"smac_hyperband needs an objective with the fidelity {fidelity!r}; the objective's "
+            f"fidelities: {has}"
+        )
+    sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial,
+                          fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
+                          eta=eta)
+    return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner())

@@ -7,6 +7,11 @@ because SMAC and Optuna have no bridge: SMAC's ``ask`` happens before an Optuna 
 its ``tell`` after the trial finishes. A configuration ConfigSpace hands out that the space
 does not accept (ConfigSpace's sampler can break a forbidden clause) is told to SMAC as a crash
 and redrawn, never evaluated. A resumed study replays its finished trials into SMAC first.
+
+With ``fidelity`` set, SMAC's multi-fidelity facade (Hyperband intensifier over a random-forest
+model, BOHB-like) runs instead: each (config, budget) SMAC asks for is one Optuna trial, the
+budget handed to the objective as ``Context.fidelity`` (e.g. ``{"epochs": 3}``) through the
+trial's system attribute ``nas_hpo:fidelity`` and stored with it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
 _REDRAWS = 100
+FIDELITY_ATTR = "nas_hpo:fidelity"
 
 
 def _plain(value: Any) -> Any:
@@ -33,9 +39,29 @@ def _plain(value: Any) -> Any:
 class SmacSampler(BaseSampler):
     """SMAC3's ``HyperparameterOptimizationFacade`` behind Optuna's sampler interface."""
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0, n_initial: int = 10) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        seed: int = 0,
+        n_initial: int = 10,
+        fidelity: str | None = None,
+        min_budget: float = 1,
+        max_budget: float = 10,
+        eta: int = 3,
+    ) -> None:
         if n_initial < 1:
             raise ValueError(f"n_initial must be >= 1, got {n_initial}")
+        if fidelity is not None and not 0 < min_budget < max_budget:
+            raise ValueError(f"need 0 < min_budget < max_budget, got {min_budget}, {max_budget}")
+        if eta < 2:
+            raise ValueError(f"eta must be >= 2, got {eta}")
+        self.fidelity, self.min_budget, self.max_budget, self.eta = (
+            fidelity,
+            min_budget,
+            max_budget,
+            eta,
+        )
         self.space = space
         self.seed = seed
         self.n_initial = n_initial
@@ -46,6 +72,7 @@ class SmacSampler(BaseSampler):
     def _start(self, study: optuna.Study) -> None:
         try:
             from smac import HyperparameterOptimizationFacade as HPO
+            from smac import MultiFidelityFacade as MF
             from smac import Scenario
         except ImportError as e:  # pragma: no cover - smac is a dependency
             raise ImportError(f"the smac strategy needs SMAC3: pip install smac ({e})") from e
@@ -58,30 +85,46 @@ class SmacSampler(BaseSampler):
             n_trials=10**9,
             seed=self.seed,
             output_directory=tempfile.mkdtemp(prefix="nas-hpo-smac-"),
+            **(
+                {"min_budget": self.min_budget, "max_budget": self.max_budget}
+                if self.fidelity
+                else {}
+            ),
         )
-        self._smac = HPO(
+        facade = MF if self.fidelity else HPO
+        extra = {"intensifier": MF.get_intensifier(scenario, eta=self.eta)} if self.fidelity else {}
+        self._smac = facade(
             scenario,
-            target_function=lambda config, seed=0: 0.0,  # never called: ask/tell only
-            initial_design=HPO.get_initial_design(scenario, n_configs=self.n_initial),
+            target_function=lambda config, seed=0, budget=None: 0.0,  # ask/tell only
+            initial_design=facade.get_initial_design(scenario, n_configs=self.n_initial),
             overwrite=True,
             logging_level=40,
+            **extra,
         )
         # A resumed study: SMAC learns what the study already knows.
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if self.space.is_valid(t.params):
-                self._tell_config(study, t.params, t.value)
+                budget = t.system_attrs.get(FIDELITY_ATTR, {}).get(self.fidelity or "")
+                self._tell_config(study, t.params, t.value, budget)
 
     def _cost(self, study: optuna.Study, value: float) -> float:
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         return -value if maximize else value
 
-    def _tell_config(self, study: optuna.Study, params: dict[str, Any], value: Any) -> None:
+    def _tell_config(
+        self, study: optuna.Study, params: dict[str, Any], value: Any, budget: Any = None
+    ) -> None:
         from ConfigSpace import Configuration
         from smac.runhistory.dataclasses import TrialInfo, TrialValue
 
         config = Configuration(self._smac.scenario.configspace, values=dict(params))
-        self._smac.tell(TrialInfo(config=config, seed=self.seed),
-                        TrialValue(cost=self._cost(study, float(value))), save=False)
+        if self.fidelity and budget is None:
+            return  # a trial of another strategy, at no known budget: nothing to tell
+        self._smac.tell(
+            TrialInfo(config=config, seed=self.seed, budget=budget),
+            TrialValue(cost=self._cost(study, float(value))),
+            save=False,
+        )
 
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
@@ -108,6 +151,13 @@ class SmacSampler(BaseSampler):
             config = {k: _plain(v) for k, v in dict(info.config).items()}
             if self.space.is_valid(config):
                 self._pending[trial._trial_id] = (info, config)
+                if self.fidelity:
+                    # SMAC's budgets are floats; whole ones (epochs) are handed out as ints.
+                    budget = float(info.budget)
+                    value = int(budget) if budget.is_integer() else budget
+                    study._storage.set_trial_system_attr(
+                        trial._trial_id, FIDELITY_ATTR, {self.fidelity: value}
+                    )
                 return
             self._smac.tell(info, TrialValue(cost=float("inf"), status=StatusType.CRASHED))
         raise RuntimeError(f"SMAC proposed {_REDRAWS} invalid configurations in a row")
@@ -139,9 +189,9 @@ class SmacSampler(BaseSampler):
 
         info, _ = entry
         if state == TrialState.COMPLETE and values:
-            self._smac.tell(info, TrialValue(cost=self._cost(study, float(values[0]))),
-                            save=False)
+            self._smac.tell(info, TrialValue(cost=self._cost(study, float(values[0]))), save=False)
         else:
             # A failed or pruned evaluation: SMAC's crash cost keeps it from coming back.
-            self._smac.tell(info, TrialValue(cost=float("inf"), status=StatusType.CRASHED),
-                            save=False)
+            self._smac.tell(
+                info, TrialValue(cost=float("inf"), status=StatusType.CRASHED), save=False
+            )

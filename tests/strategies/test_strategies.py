@@ -40,6 +40,7 @@ def curve(config: dict, ctx) -> float:
 
 
 MULTI_OBJECTIVE_ONLY = {"nsga3"}
+NEEDS_FIDELITY = {"smac_hyperband"}
 
 
 def two(config: dict) -> tuple[float, float]:
@@ -51,7 +52,8 @@ def run(name: str, storage: str, study_name: str, n_trials: int, seed: int = 0):
         return nas_hpo.run({"study": {"directions": ["maximize", "minimize"]}}, space=space(),
                            objective=two, strategy=name, n_trials=n_trials, storage=storage,
                            study_name=study_name, seed=seed)
-    return nas_hpo.run(space=space(), objective=curve, strategy=name, n_trials=n_trials,
+    objective = EpochsObjective() if name in NEEDS_FIDELITY else curve
+    return nas_hpo.run(space=space(), objective=objective, strategy=name, n_trials=n_trials,
                        storage=storage, study_name=study_name, seed=seed)
 
 
@@ -196,3 +198,33 @@ def test_smac_is_told_every_result_and_replays_a_resumed_study(storage):
     resumed = nas_hpo.run(space=space(), objective=score, strategy="smac", storage=storage,
                           study_name="smac", n_trials=16)
     assert len(resumed.sampler._smac.runhistory) >= 16  # 14 replayed + 2 new
+
+
+class EpochsObjective(nas_hpo.objectives.Objective):
+    """A synthetic objective with an ``epochs`` fidelity: more epochs, closer to the score."""
+
+    fidelities = ("epochs",)
+
+    def __call__(self, config, *, space, ctx):
+        epochs = ctx.fidelity.get("epochs", 9)
+        return nas_hpo.objectives.Result((score(config) * epochs / 9,), {"seen": epochs})
+
+
+def test_smac_hyperband_runs_each_config_budget_pair_as_a_trial(storage):
+    study = nas_hpo.run(
+        {"strategy": {"name": "smac_hyperband", "min_budget": 1, "max_budget": 9}},
+        space=space(), objective=EpochsObjective(), storage=storage, study_name="mf",
+        n_trials=24,
+    )
+    budgets = [t.user_attrs["budget"]["epochs"] for t in study.trials]
+    assert set(budgets) <= {1, 3, 9} and {1, 3} <= set(budgets)
+    assert budgets.count(1) > budgets.count(9)  # Hyperband: many cheap runs, few full ones
+    for t in study.trials:
+        assert t.user_attrs["seen"] == t.user_attrs["budget"]["epochs"]  # the objective got it
+        space().validate(t.params)
+
+
+def test_smac_hyperband_needs_an_objective_with_that_fidelity(storage):
+    with pytest.raises(SpecError, match="needs an objective with the fidelity 'epochs'"):
+        nas_hpo.run(space=space(), objective=score, strategy="smac_hyperband",
+                    storage=storage, study_name="x", n_trials=1)
