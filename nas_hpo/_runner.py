@@ -24,6 +24,7 @@ from nas_hpo._registry import Registry, UnknownNameError
 from nas_hpo._spec import SpecError, StudySpec, import_callable, load_spec
 from nas_hpo.space import SearchSpace
 
+MEMORY = ":memory:"
 FIDELITY_ATTR = "nas_hpo:fidelity"  # set by multi-fidelity samplers (strategies._smac)
 
 __all__ = ["BACKENDS", "Plan", "prepare", "run", "trial_seed"]
@@ -228,10 +229,13 @@ def open_study(plan: Plan) -> optuna.Study:
     """Create the study, or load it to resume; a study of the same name made for another space
     or other directions is an error rather than a silent mix."""
     spec = plan.spec
-    _ensure_sqlite_dir(spec.storage)
+    # ":memory:" is Optuna's in-memory storage (nothing persists, nothing resumes).
+    memory = spec.storage == MEMORY
+    if not memory:
+        _ensure_sqlite_dir(spec.storage)
     study = optuna.create_study(
         study_name=spec.study_name,
-        storage=spec.storage,
+        storage=None if memory else spec.storage,
         sampler=plan.strategy.sampler,
         pruner=plan.strategy.pruner,
         directions=list(plan.directions),

@@ -152,3 +152,12 @@ def test_pruner_stops_a_training_trial(storage):
     assert t.state == optuna.trial.TrialState.PRUNED
     assert list(t.intermediate_values) == [1]
     assert runner.FINISHED  # pruned trials count toward the budget
+
+
+def test_memory_storage_runs_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = nas_hpo.run(space=depth_space(), objective=score, strategy="random", n_trials=3,
+                        storage=":memory:", study_name="m")
+    assert len(study.trials) == 3 and isinstance(study._storage,
+                                                 optuna.storages.InMemoryStorage)
+    assert list(tmp_path.iterdir()) == []

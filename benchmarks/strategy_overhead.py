@@ -1,0 +1,89 @@
+"""Per-trial overhead of nas-hpo's runner and strategies against bare Optuna.
+
+The objective costs nothing, so what is timed is sampling and bookkeeping. For each strategy
+and study size, the same conditional space runs twice in this process:
+
+- **bare Optuna**: ``study.optimize(lambda t: f(space.suggest(t)))`` with the same sampler;
+- **nas-hpo**: ``nas_hpo.run(...)`` (trial seeds, architecture key and the other user
+  attributes, resume bookkeeping);
+
+in memory and on SQLite. It prints milliseconds per trial and the ratio nas-hpo / bare.
+
+    python benchmarks/strategy_overhead.py --sizes 100 1000 --strategies random tpe
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+
+import optuna
+
+import nas_hpo
+from nas_hpo import Categorical, GreaterThan, Integer, SearchSpace, strategies
+
+
+def space() -> SearchSpace:
+    params = [Integer("depth", 1, 6)]
+    conditions = {}
+    for k in range(1, 7):
+        params += [Categorical(f"op_{k}", ["conv", "pool", "skip"]),
+                   Categorical(f"w_{k}", [8, 16, 32, 64], ordered=True)]
+        if k > 1:
+            conditions[f"op_{k}"] = GreaterThan("depth", k - 1)
+            conditions[f"w_{k}"] = GreaterThan("depth", k - 1)
+    return SearchSpace(params, conditions)
+
+
+def score(config: dict) -> float:
+    return sum((config[f"op_{k}"] == "conv") + config[f"w_{k}"] / 64
+               for k in range(1, config["depth"] + 1))
+
+
+def storage_url(kind: str, tag: str) -> str | None:
+    if kind == "memory":
+        return None
+    return f"sqlite:///{tempfile.mkdtemp()}/{tag}.db"
+
+
+def bare(strategy: str, n: int, storage: str | None) -> float:
+    s = space()
+    sampler = strategies.get(strategy, strategies.Setting(s, 0, ("maximize",))).sampler
+    study = optuna.create_study(direction="maximize", sampler=sampler, storage=storage)
+    t0 = time.perf_counter()
+    study.optimize(lambda t: score(s.suggest(t)), n_trials=n)
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def ours(strategy: str, n: int, storage: str | None) -> float:
+    t0 = time.perf_counter()
+    nas_hpo.run({"study": {"cost": []}}, space=space(), objective=score, strategy=strategy,
+                n_trials=n, storage=storage or ":memory:", study_name="o")
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", nargs="+", type=int, default=[100, 1000])
+    p.add_argument("--strategies", nargs="+", default=["random", "tpe", "re"])
+    p.add_argument("--storages", nargs="+", default=["memory", "sqlite"])
+    args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"optuna {optuna.__version__}")
+    print(f"{'strategy':12} {'storage':7} {'trials':>6} {'bare ms/trial':>14} "
+          f"{'nas-hpo ms/trial':>16} {'ratio':>6}")
+    for strategy in args.strategies:
+        for kind in args.storages:
+            for n in args.sizes:
+                b = bare(strategy, n, storage_url(kind, f"b{strategy}{n}"))
+                o = ours(strategy, n, storage_url(kind, f"o{strategy}{n}"))
+                print(f"{strategy:12} {kind:7} {n:6} {b:14.2f} {o:16.2f} {o / b:6.2f}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
