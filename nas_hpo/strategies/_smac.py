@@ -25,15 +25,13 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from nas_hpo.space._params import _plain
+
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
 _REDRAWS = 100
 FIDELITY_ATTR = "nas_hpo:fidelity"
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 class SmacSampler(BaseSampler):
