@@ -9,6 +9,7 @@ attributes, so the study alone tells the whole story (optuna-dashboard, pandas).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -22,12 +23,21 @@ from nas_hpo import objectives, spaces, strategies
 from nas_hpo._objective import CallableObjective, Objective, OptunaContext, TrialFailure
 from nas_hpo._registry import Registry, UnknownNameError
 from nas_hpo._spec import SpecError, StudySpec, import_callable, load_spec
+from nas_hpo._storage import (  # noqa: F401,E501 (MEMORY re-exported)
+    MEMORY,
+    WORKER_ATTR,
+    StorageError,
+    open_storage,
+    recover_stale,
+    worker_id,
+)
 from nas_hpo.space import SearchSpace
 
-MEMORY = ":memory:"
 FIDELITY_ATTR = "nas_hpo:fidelity"  # set by multi-fidelity samplers (strategies._smac)
 
 __all__ = ["BACKENDS", "Plan", "prepare", "run", "trial_seed"]
+
+_log = logging.getLogger("nas_hpo")
 
 FINISHED = (
     optuna.trial.TrialState.COMPLETE,
@@ -45,6 +55,8 @@ class Plan:
     objective: Objective
     strategy: strategies.Strategy
     directions: tuple[str, ...]
+    #: Print a progress line (trials done, best so far, ETA) to stderr as trials finish.
+    progress: bool = False
 
 
 class CostRecorder:
@@ -129,8 +141,12 @@ def _objective(spec: StudySpec) -> Objective:
         raise SpecError(f"{spec.where('objective')}: {e}") from None
 
 
-def prepare(spec: StudySpec) -> Plan:
-    """Resolve the names of a checked spec into objects (errors name the section)."""
+def prepare(spec: StudySpec, *, worker: int = 0, progress: bool = False) -> Plan:
+    """Resolve the names of a checked spec into objects (errors name the section).
+
+    ``worker`` numbers the processes of a ``--workers N`` run: worker 0's strategy is seeded
+    with the study seed, the others with seeds derived from it, so that parallel workers do
+    not propose the same architectures (trial seeds stay those of the trial numbers)."""
     space = _space(spec)
     objective = _objective(spec)
     directions = spec.directions or objective.directions
@@ -140,8 +156,10 @@ def prepare(spec: StudySpec) -> Plan:
             f"{len(objective.directions)} value(s) ({', '.join(objective.directions)}), but "
             f"{len(directions)} direction(s) are set"
         )
+    seed = (spec.seed if worker == 0
+            else int(np.random.SeedSequence([spec.seed, 0x5EED, worker]).generate_state(1)[0]))
     setting = strategies.Setting(
-        space=space, seed=spec.seed, directions=tuple(directions),
+        space=space, seed=seed, directions=tuple(directions),
         fidelities=tuple(objective.fidelities),
     )
     try:
@@ -150,7 +168,7 @@ def prepare(spec: StudySpec) -> Plan:
         raise SpecError(f"{spec.where('strategy', 'name')}: {e}") from None
     except (ValueError, TypeError) as e:
         raise SpecError(f"{spec.where('strategy')}: {e}") from None
-    return Plan(spec, space, objective, strategy, tuple(directions))
+    return Plan(spec, space, objective, strategy, tuple(directions), progress)
 
 
 def _jsonable(value: Any) -> Any:
@@ -173,8 +191,11 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
     space, objective, spec = plan.space, plan.objective, plan.spec
     n_values = len(plan.directions)
     costs = CostRecorder(space, objective, spec.cost_metrics)
+    me = worker_id()
 
     def evaluate(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
+        # Which process runs the trial, so that a later run can tell it died (recover_stale).
+        trial.study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
         seed = trial_seed(spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
         config = space.suggest(trial)
@@ -206,6 +227,9 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
             raise
         except optuna.TrialPruned:
             raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
+            raise
         except Exception as e:
             trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
             raise
@@ -229,13 +253,13 @@ def open_study(plan: Plan) -> optuna.Study:
     """Create the study, or load it to resume; a study of the same name made for another space
     or other directions is an error rather than a silent mix."""
     spec = plan.spec
-    # ":memory:" is Optuna's in-memory storage (nothing persists, nothing resumes).
-    memory = spec.storage == MEMORY
-    if not memory:
-        _ensure_sqlite_dir(spec.storage)
+    try:
+        storage = open_storage(spec.storage, heartbeat_s=spec.heartbeat_s)
+    except StorageError as e:
+        raise SpecError(f"{spec.where('study', 'storage')}: {e}") from None
     study = optuna.create_study(
         study_name=spec.study_name,
-        storage=None if memory else spec.storage,
+        storage=storage,
         sampler=plan.strategy.sampler,
         pruner=plan.strategy.pruner,
         directions=list(plan.directions),
@@ -277,45 +301,111 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _ensure_sqlite_dir(storage: str) -> None:
-    prefix = "sqlite:///"
-    if storage.startswith(prefix):
-        path = storage[len(prefix):]
-        parent = os.path.dirname(path)
-        if parent and not os.path.isdir(parent):
-            os.makedirs(parent, exist_ok=True)
+def _total(study: optuna.Study) -> int:
+    """Trials that count against ``n_trials``: finished ones and those running now."""
+    return len(study.get_trials(deepcopy=False, states=(*FINISHED, optuna.trial.TrialState.RUNNING)))
+
+
+class _StopAtTotal:
+    """Stop a worker once the study holds ``n_trials`` trials, counting those of other
+    processes and machines that joined the same study."""
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if _total(study) >= self.n_trials:
+            study.stop()
+
+
+def _optimize(plan: Plan, study: optuna.Study, n: int, timeout_s: float | None,
+              callbacks: list[Any]) -> None:
+    study.optimize(
+        make_trial_function(plan),
+        n_trials=n,
+        timeout=timeout_s,
+        catch=(TrialFailure,),
+        callbacks=[_StopAtTotal(plan.spec.n_trials), *callbacks],
+    )
+
+
+def _worker_main(spec: StudySpec, index: int, quota: int, verbosity: int) -> None:
+    """One process of a ``--workers N`` run (spawned: a fresh interpreter, CUDA-safe)."""
+    optuna.logging.set_verbosity(verbosity)
+    plan = prepare(spec, worker=index)
+    study = open_study(plan)
+    _optimize(plan, study, quota, spec.timeout_s, [])
 
 
 def _run_optuna(plan: Plan) -> optuna.Study:
-    """The local backend: ``study.optimize`` in this process."""
+    """The local backend: ``study.optimize`` in this process, or in ``workers`` processes that
+    share the study through its storage."""
+    from nas_hpo._progress import Progress
+
     spec = plan.spec
     study = open_study(plan)
-    done = len(study.get_trials(deepcopy=False, states=FINISHED))
-    remaining = spec.n_trials - done
-    if remaining > 0:
-        study.optimize(
-            make_trial_function(plan),
-            n_trials=remaining,
-            timeout=spec.timeout_s,
-            catch=(TrialFailure,),
+    failed = recover_stale(study)
+    if failed:
+        _log.warning("trials %s were left RUNNING by a worker that is gone; marked failed",
+                     failed)
+    remaining = spec.n_trials - _total(study)
+    if remaining <= 0:
+        return study
+    progress = Progress(spec.n_trials, study, enabled=plan.progress)
+    if spec.workers == 1:
+        _optimize(plan, study, remaining, spec.timeout_s, [progress])
+        progress.close()
+        return study
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    workers = min(spec.workers, remaining)
+    # Each worker runs an exact share of the remaining trials, so N workers never overshoot.
+    quotas = [remaining // workers + (i < remaining % workers) for i in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(spec, i, q, optuna.logging.get_verbosity()), name=f"nas-hpo-worker-{i}")
+             for i, q in enumerate(quotas)]
+    for p in procs:
+        p.start()
+    try:
+        while alive := [p for p in procs if p.is_alive()]:
+            alive[0].join(timeout=2.0)
+            progress.poll()
+    except KeyboardInterrupt:
+        # Workers share the terminal's process group and got the SIGINT too; each fails its
+        # running trial with a reason. Wait for them so that nothing is left RUNNING.
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+        raise
+    progress.poll()
+    progress.close()
+    bad = [(p.name, p.exitcode) for p in procs if p.exitcode != 0]
+    if bad:
+        raise RuntimeError(
+            "worker process(es) ended with an error: "
+            + ", ".join(f"{name} (exit code {code})" for name, code in bad)
+            + "; their finished trials are in the storage, their messages above"
         )
-    return study
+    return optuna.load_study(study_name=spec.study_name, storage=study._storage)
 
 
 BACKENDS: Registry[Callable[[Plan], optuna.Study]] = Registry("backend")
 BACKENDS.add("optuna", _run_optuna)
 
 
-def run(spec: str | os.PathLike[str] | Mapping[str, Any] | None = None, /,
-        **overrides: Any) -> optuna.Study:
+def run(spec: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, *,
+        progress: bool = False, **overrides: Any) -> optuna.Study:
     """Run (or resume) the study described by ``spec`` — a study-file path or a dict with the
     same sections — with ``overrides`` (``space=``, ``objective=``, ``strategy=``,
     ``n_trials=``, ``storage=``, ``study_name=``, ``seed=``, ``backend=``, ...). ``objective``
     may be any callable ``f(config) -> float | tuple``; ``space`` may be a ``SearchSpace``.
 
-    ``n_trials`` is the study's total: a resumed study runs only the trials it still lacks.
+    ``n_trials`` is the study's total: a resumed study runs only the trials it still lacks
+    (trials failed because their worker died count as trials). ``progress`` prints a progress
+    line to stderr as trials finish.
     """
-    plan = prepare(load_spec(spec, **overrides))
+    plan = prepare(load_spec(spec, **overrides), progress=progress)
     return BACKENDS.entry(plan.spec.backend)(plan)
 
 

@@ -61,6 +61,16 @@ class StudySpec:
     backend: str
     workers: int
     cost_metrics: tuple[str, ...] = ("params", "flops", "latency")
+    #: Optuna heartbeat interval of RDB storages (0: off); see ``nas_hpo._storage``.
+    heartbeat_s: int = 30
+    #: Ray backend: cluster address (``None``: start a local Ray instance), resources of one
+    #: trial, concurrency cap, retries of a trial whose worker died, Ray scheduler.
+    address: str | None = None
+    resources_per_trial: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0})
+    max_concurrent_trials: int | None = None
+    max_failures: int = 1
+    scheduler: str | None = None
+    ray_dir: str | None = None
 
     def where(self, section: str, key: str | None = None) -> str:
         return _where(self.source, section, key)
@@ -78,6 +88,7 @@ _FIXED: dict[str, dict[str, tuple[Any, str]]] = {
         "directions": (list[str], "directions"),
         "seed": (int, "seed"),
         "cost": (list[str], "cost_metrics"),
+        "heartbeat_s": (int, "heartbeat_s"),
     },
     "budget": {
         "n_trials": (int, "n_trials"),
@@ -86,6 +97,12 @@ _FIXED: dict[str, dict[str, tuple[Any, str]]] = {
     "backend": {
         "name": (str, "backend"),
         "workers": (int, "workers"),
+        "address": (str, "address"),
+        "resources_per_trial": (dict, "resources_per_trial"),
+        "max_concurrent_trials": (int, "max_concurrent_trials"),
+        "max_failures": (int, "max_failures"),
+        "scheduler": (str, "scheduler"),
+        "ray_dir": (str, "ray_dir"),
     },
 }
 _NAMED = ("space", "objective", "strategy")
@@ -101,6 +118,8 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "timeout_s": ("budget", "timeout_s"),
     "backend": ("backend", "name"),
     "workers": ("backend", "workers"),
+    "address": ("backend", "address"),
+    "max_concurrent_trials": ("backend", "max_concurrent_trials"),
     "space": ("space", "name"),
     "objective": ("objective", "name"),
     "strategy": ("strategy", "name"),
@@ -248,6 +267,36 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     if workers < 1:
         raise SpecError(f"{_where(source, 'backend', 'workers')}: must be >= 1, got {workers}")
 
+    storage = values.get("storage", DEFAULT_STORAGE)
+    from nas_hpo._storage import MEMORY, StorageError, journal_path
+
+    try:
+        journal_path(storage)
+    except StorageError as e:
+        raise SpecError(f"{_where(source, 'study', 'storage')}: {e}") from None
+    if storage != MEMORY and not storage.startswith("journal:") and "://" not in storage:
+        raise SpecError(f"{_where(source, 'study', 'storage')}: {storage!r} is not a storage URL; "
+                        "use sqlite:///file.db, postgresql://user@host/db, journal:file.log or "
+                        f"{MEMORY}")
+    if storage == MEMORY and workers > 1:
+        raise SpecError(f"{_where(source, 'backend', 'workers')}: {workers} worker processes "
+                        f"cannot share the in-memory storage {MEMORY}; use a file or database")
+    heartbeat_s = values.get("heartbeat_s", 30)
+    if heartbeat_s < 0:
+        raise SpecError(f"{_where(source, 'study', 'heartbeat_s')}: must be >= 0 (0: off), "
+                        f"got {heartbeat_s}")
+    resources = values.get("resources_per_trial", {"cpu": 1})
+    for key, amount in resources.items():
+        if not type_ok(amount, float) or amount < 0:
+            raise SpecError(f"{_where(source, 'backend', 'resources_per_trial')}: {key} must be "
+                            f"a number >= 0, got {amount!r}")
+    resources = {str(k): float(v) for k, v in resources.items()}
+    for key in ("max_concurrent_trials", "max_failures"):
+        value = values.get(key)
+        if value is not None and value < (1 if key == "max_concurrent_trials" else 0):
+            raise SpecError(f"{_where(source, 'backend', key)}: must be >= "
+                            f"{1 if key == 'max_concurrent_trials' else 0}, got {value}")
+
     cost_metrics = tuple(values.get("cost_metrics", ("params", "flops", "latency")))
     from nas_hpo.cost import METRICS
 
@@ -276,7 +325,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     result = StudySpec(
         source=source,
         study_name=values.get("study_name", "nas-hpo"),
-        storage=values.get("storage", DEFAULT_STORAGE),
+        storage=storage,
         directions=directions,
         seed=values.get("seed", 0),
         space=named["space"],
@@ -287,6 +336,13 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
         backend=values.get("backend", "optuna"),
         workers=workers,
         cost_metrics=cost_metrics,
+        heartbeat_s=heartbeat_s,
+        address=values.get("address"),
+        resources_per_trial=resources,
+        max_concurrent_trials=values.get("max_concurrent_trials"),
+        max_failures=values.get("max_failures", 1),
+        scheduler=values.get("scheduler"),
+        ray_dir=values.get("ray_dir"),
     )
     _check_names(result)
     return result
@@ -318,8 +374,11 @@ def _check_names(spec: StudySpec) -> None:
 
 
 def import_callable(ref: str, where: str) -> Callable[..., Any]:
-    """``"package.module:function"`` → the function."""
+    """``"package.module:function"`` → the function. As with ``uvicorn main:app``, modules in
+    the current directory are importable (a console script's ``sys.path`` lacks it)."""
     module_name, _, attr = ref.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

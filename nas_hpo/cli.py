@@ -8,12 +8,14 @@ import sys
 from collections.abc import Sequence
 
 from nas_hpo._spec import SpecError
+from nas_hpo._storage import StorageError
 
 
 def _run(args: argparse.Namespace) -> int:
     from nas_hpo import report
     from nas_hpo._runner import run
     from nas_hpo._spec import load_spec
+    from nas_hpo._storage import MEMORY, describe
 
     overrides = dict(
         space=args.space,
@@ -25,11 +27,15 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         backend=args.backend,
         timeout_s=args.timeout_s,
+        workers=args.workers,
+        address=args.address,
+        max_concurrent_trials=args.max_concurrent_trials,
     )
-    study = run(args.study, **overrides)
+    spec = load_spec(args.study, **overrides)
+    study = run(args.study, progress=not args.quiet, **overrides)
     print(report.summary(study))
-    storage = load_spec(args.study, **overrides).storage
-    print(f"\nopen it with: optuna-dashboard {storage}")
+    if spec.storage != MEMORY:
+        print(f"\nopen it with: nas-hpo dashboard --storage {describe(spec.storage)}")
     return 0
 
 
@@ -63,7 +69,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="Optuna storage URL (default sqlite:///nas_hpo.db)")
     r.add_argument("--study-name", help="study name (a study of that name is resumed)")
     r.add_argument("--seed", type=int, help="study seed")
-    r.add_argument("--backend", help="optuna (local)")
+    r.add_argument("--backend", help="optuna (this machine) or ray (a Ray cluster)")
+    r.add_argument("--workers", type=int,
+                   help="worker processes on this machine sharing the study (optuna backend)")
+    r.add_argument("--address", help="Ray cluster address (auto, ray://host:10001, host:6379); "
+                   "without it the ray backend starts a local Ray instance")
+    r.add_argument("--max-concurrent-trials", type=int, help="Ray: trials running at once")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     r.set_defaults(func=_run)
     s = sub.add_parser("spaces", help="list the registered search spaces")
     s.set_defaults(func=_spaces)
@@ -74,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as e:
+    except (SpecError, StorageError) as e:
         print(f"nas-hpo: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

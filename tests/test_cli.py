@@ -35,7 +35,7 @@ def test_run_prints_best_architecture_table_and_dashboard_hint(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "study 'cli': 4 trials (4 complete, 0 pruned, 0 failed)" in out
     assert "best trial #" in out and "arch: k" in out
-    assert f"optuna-dashboard sqlite:///{tmp_path / 'cli.db'}" in out
+    assert f"nas-hpo dashboard --storage sqlite:///{tmp_path / 'cli.db'}" in out
 
 
 def test_run_with_flags_only(tmp_path, capsys):

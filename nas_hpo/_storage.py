@@ -1,0 +1,171 @@
+"""Storage URLs → Optuna storages, and the recovery of trials whose worker died.
+
+Every form a user may write in ``[study] storage`` / ``--storage``:
+
+- ``sqlite:///path.db`` (the default ``sqlite:///nas_hpo.db``): Optuna's RDB storage on SQLite,
+  with a long lock timeout so that several worker processes on one machine wait for each other's
+  writes instead of failing with ``database is locked``.
+- ``postgresql://user:pass@host/db``, ``mysql+pymysql://...``, any SQLAlchemy URL: Optuna's RDB
+  storage, shared by workers on any number of machines.
+- ``journal:path.log`` (or ``journal:///abs/path.log``): Optuna's journal file storage (append-only,
+  file-locked; for NFS-like shared folders where SQLite locking is unreliable).
+- ``:memory:``: Optuna's in-memory storage (one process, nothing persists).
+
+Heartbeats: RDB storages get Optuna's heartbeat (``heartbeat_s``), so a RUNNING trial whose
+worker vanished on another machine is failed once its heartbeat is older than the grace period.
+On top of that, every trial records which process runs it (``nas_hpo:worker``: host, pid and
+the process's start time); when a study is opened, RUNNING trials whose process on this host
+is gone (a ``kill -9``, a crash, a closed laptop) are failed at once with a ``fail_reason``,
+whatever the storage (journal files have no heartbeat in Optuna).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from typing import Any
+
+import optuna
+
+__all__ = ["MEMORY", "WORKER_ATTR", "describe", "open_storage", "recover_stale", "worker_id"]
+
+MEMORY = ":memory:"
+JOURNAL = "journal:"
+WORKER_ATTR = "nas_hpo:worker"
+# SQLite's busy timeout (seconds): how long a writer waits for another process's lock.
+_SQLITE_TIMEOUT_S = 120
+
+
+class StorageError(ValueError):
+    """A storage URL that cannot be opened (the message names the URL and the cause)."""
+
+
+def describe(url: str) -> str:
+    """The URL without its password (for messages and the dashboard hint)."""
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def journal_path(url: str) -> str | None:
+    """The file of a ``journal:`` URL, or ``None`` for other URLs."""
+    if not url.startswith(JOURNAL):
+        return None
+    path = url[len(JOURNAL):]
+    if path.startswith("///"):
+        path = "/" + path[3:]
+    elif path.startswith("//"):
+        path = path[2:]
+    if not path:
+        raise StorageError(f"{url!r}: a journal storage needs a file, e.g. journal:study.log")
+    return path
+
+
+def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.BaseStorage:
+    """The Optuna storage behind ``url`` (see the module docstring for the forms)."""
+    if url == MEMORY:
+        return optuna.storages.InMemoryStorage()
+    path = journal_path(url)
+    if path is not None:
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(path))
+    if "://" not in url:
+        raise StorageError(
+            f"{url!r} is not a storage URL; use sqlite:///file.db, postgresql://user@host/db, "
+            f"journal:file.log or {MEMORY}"
+        )
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        _ensure_sqlite_dir(url)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}}
+    else:
+        # Connections of a long study outlive server-side idle timeouts; test them before use.
+        kwargs["engine_kwargs"] = {"pool_pre_ping": True}
+    if heartbeat_s:
+        kwargs["heartbeat_interval"] = int(heartbeat_s)
+    try:
+        with warnings.catch_warnings():
+            # Optuna marks the heartbeat "experimental" since 2.9; we rely on it knowingly.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **kwargs)
+    except ImportError as e:
+        raise StorageError(
+            f"{describe(url)}: the database driver is missing ({e}); for PostgreSQL "
+            "pip install 'psycopg[binary]', for MySQL pip install pymysql"
+        ) from None
+    except Exception as e:  # sqlalchemy's OperationalError & co: unreachable, refused, ...
+        raise StorageError(f"{describe(url)}: cannot open the storage: {e}") from None
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        parent = os.path.dirname(url[len(prefix):])
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+
+
+def worker_id() -> str:
+    """``host:pid:start_time`` of this process: enough to tell, later, that it is gone."""
+    import psutil
+
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
+
+
+def _alive(worker: str) -> bool | None:
+    """Whether the process of ``worker`` still runs: ``None`` when it ran on another host."""
+    import psutil
+
+    host, _, rest = worker.partition(":")
+    if host != socket.gethostname():
+        return None
+    pid_text, _, started = rest.partition(":")
+    try:
+        proc = psutil.Process(int(pid_text))
+        if proc.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped by its parent
+            return False
+        return abs(proc.create_time() - float(started)) < 0.01  # pid reused by another process?
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
+        return False
+
+
+def recover_stale(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials of ``study`` whose worker is gone, each with a ``fail_reason``;
+    returns their numbers. Trials of live workers (other processes of a ``--workers`` run,
+    other machines with a fresh heartbeat) are left alone."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    stale: dict[int, str] = {}
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in running:
+        worker = t.system_attrs.get(WORKER_ATTR)
+        if worker and _alive(worker) is False:
+            stale[t._trial_id] = (f"worker process {worker.split(':')[1]} on "
+                                  f"{worker.split(':')[0]} died while the trial ran")
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        # Optuna's own fail_stale_trials gives no reason; this is the same test (heartbeat
+        # older than the grace period) through the interface Optuna's function uses.
+        grace = storage.get_heartbeat_interval() or 0
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            stale.setdefault(trial_id, f"no heartbeat from its worker for over {2 * grace} s "
+                                       "(worker lost)")
+    failed = []
+    numbers = {t._trial_id: t.number for t in running}
+    for trial_id, reason in stale.items():
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed.append(numbers.get(trial_id, storage.get_trial_number_from_id(trial_id)))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker recovered it first
+    return sorted(failed)
