@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
+# The dashboard test drives Debian's headless Chromium; `make test` installs it when missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: run test test-fast lint clean
 
 $(STAMP): pyproject.toml
@@ -16,15 +20,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/nas-hpo run studies/quickstart.toml
 
-test: $(STAMP)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
 # Everything but the tests marked slow (the full quickstart study), for quick iterations.
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nas_hpo spaces objectives tests benchmarks
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis nas_hpo.db
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis nas_hpo.db test-artifacts

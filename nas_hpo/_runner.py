@@ -394,6 +394,16 @@ BACKENDS: Registry[Callable[[Plan], optuna.Study]] = Registry("backend")
 BACKENDS.add("optuna", _run_optuna)
 
 
+def _run_ray(plan: Plan) -> optuna.Study:
+    """The Ray Tune backend (``nas_hpo.backends._ray_runner``), imported on first use."""
+    from nas_hpo.backends._ray_runner import run_ray
+
+    return run_ray(plan)
+
+
+BACKENDS.add("ray", _run_ray)
+
+
 def run(spec: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, *,
         progress: bool = False, **overrides: Any) -> optuna.Study:
     """Run (or resume) the study described by ``spec`` — a study-file path or a dict with the

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from typing import Any
 
@@ -91,10 +92,19 @@ def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.B
     if heartbeat_s:
         kwargs["heartbeat_interval"] = int(heartbeat_s)
     try:
-        with warnings.catch_warnings():
-            # Optuna marks the heartbeat "experimental" since 2.9; we rely on it knowingly.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, **kwargs)
+        for attempt in range(3):
+            try:
+                with warnings.catch_warnings():
+                    # Optuna marks the heartbeat "experimental"; we rely on it knowingly.
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, **kwargs)
+            except Exception as e:
+                # Two processes creating the schema of a new database at once: the loser sees
+                # "table ... already exists"; the schema is there now, so open it again.
+                if "already exists" not in str(e) or attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
     except ImportError as e:
         raise StorageError(
             f"{describe(url)}: the database driver is missing ({e}); for PostgreSQL "

@@ -6,9 +6,13 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from nas_hpo._spec import SpecError
 from nas_hpo._storage import StorageError
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -55,6 +59,62 @@ def _spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_location(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(storage URL, study name) from ``STUDY`` (a study file, or a study name) and flags."""
+    from nas_hpo._spec import DEFAULT_STORAGE, load_spec
+
+    target = getattr(args, "study", None)
+    if target and target.endswith(".toml"):
+        spec = load_spec(target, storage=args.storage)
+        return spec.storage, spec.study_name
+    return args.storage or DEFAULT_STORAGE, target
+
+
+def _load_study(storage_url: str, name: str | None) -> optuna.Study:
+    import optuna
+
+    from nas_hpo._storage import describe, open_storage
+
+    storage = open_storage(storage_url, heartbeat_s=None)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if name is None:
+        if len(names) != 1:
+            raise SpecError(f"{describe(storage_url)} holds {len(names)} studies "
+                            f"({', '.join(names) or 'none'}); name one")
+        name = names[0]
+    if name not in names:
+        raise SpecError(f"{describe(storage_url)}: no study named {name!r}; it holds: "
+                        f"{', '.join(names) or 'no study'}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from nas_hpo import report
+
+    study = _load_study(*_study_location(args))
+    out = args.out or f"report-{study.study_name}"
+    formats = ("csv", "parquet") if args.format == "both" else (args.format,)
+    written = report.write(study, out, formats=formats)
+    print(report.summary(study))
+    print()
+    for what, where in written.items():
+        print(f"{what:<16} {where}")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import optuna_dashboard
+
+    from nas_hpo._storage import describe, open_storage
+
+    url, _ = _study_location(args)
+    storage = open_storage(url, heartbeat_s=None)
+    print(f"optuna-dashboard for {describe(url)} at http://{args.host}:{args.port}/dashboard "
+          "(Ctrl-C stops it)", flush=True)
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nas-hpo", description="Neural architecture search as "
                                 "conditional hyperparameter optimization.")
@@ -77,6 +137,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--max-concurrent-trials", type=int, help="Ray: trials running at once")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     r.set_defaults(func=_run)
+    rep = sub.add_parser("report", help="tables (CSV/Parquet) and plots of a study")
+    rep.add_argument("study", nargs="?",
+                     help="study file (TOML) or study name (default: the storage's only study)")
+    rep.add_argument("--storage", help="Optuna storage URL (default sqlite:///nas_hpo.db)")
+    rep.add_argument("--out", help="output folder (default report-<study name>)")
+    rep.add_argument("--format", choices=("csv", "parquet", "both"), default="both")
+    rep.set_defaults(func=_report)
+    d = sub.add_parser("dashboard", help="serve optuna-dashboard on a study storage")
+    d.add_argument("study", nargs="?", help="study file (TOML) whose storage to serve")
+    d.add_argument("--storage", help="Optuna storage URL (default sqlite:///nas_hpo.db)")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=8080)
+    d.set_defaults(func=_dashboard)
     s = sub.add_parser("spaces", help="list the registered search spaces")
     s.set_defaults(func=_spaces)
     return p

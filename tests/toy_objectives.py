@@ -22,3 +22,16 @@ def hang(config: dict) -> float:
 
     time.sleep(3600)
     return 0.0
+
+
+def sleepy_kernel_sum(config: dict) -> float:
+    """``kernel_sum`` after 4 s: long enough to kill a Ray node under a running trial."""
+    import time
+
+    time.sleep(4)
+    return kernel_sum(config)
+
+
+def broken(config: dict) -> float:
+    """An objective with a bug: every trial fails with this message."""
+    raise ZeroDivisionError("the user's objective divided by zero")

@@ -61,9 +61,12 @@ class _SpaceOptunaSearch(OptunaSearch):
         mode: str | list[str],
         sampler: optuna.samplers.BaseSampler | None,
         seed: int | None,
+        study_name: str | None = None,
+        storage: optuna.storages.BaseStorage | None = None,
     ) -> None:
         # A bound method pickles with its space, so Tune's searcher checkpoints keep working.
-        super().__init__(space.suggest, metric=metric, mode=mode, sampler=sampler, seed=seed)
+        super().__init__(space.suggest, metric=metric, mode=mode, sampler=sampler, seed=seed,
+                         study_name=study_name, storage=storage)
         self._search_space = space
 
     @property
