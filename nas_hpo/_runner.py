@@ -318,8 +318,32 @@ class _StopAtTotal:
             study.stop()
 
 
+def epochs_spent(study: optuna.Study) -> int:
+    """Training epochs the study's finished trials spent: one per intermediate value (the
+    ``train`` objective reports once per epoch), so pruned and failed trials count what they
+    trained before they stopped."""
+    return sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False,
+                                                                      states=FINISHED))
+
+
+class _StopAtEpochs:
+    """``[budget] max_epochs``: stop starting trials once the study has spent that many epochs
+    (trials running then finish; the budget may be exceeded by what they train)."""
+
+    def __init__(self, max_epochs: int) -> None:
+        self.max_epochs = max_epochs
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if epochs_spent(study) >= self.max_epochs:
+            study.stop()
+
+
 def _optimize(plan: Plan, study: optuna.Study, n: int, timeout_s: float | None,
               callbacks: list[Any]) -> None:
+    if plan.spec.max_epochs is not None:
+        if epochs_spent(study) >= plan.spec.max_epochs:
+            return
+        callbacks = [_StopAtEpochs(plan.spec.max_epochs), *callbacks]
     study.optimize(
         make_trial_function(plan),
         n_trials=n,

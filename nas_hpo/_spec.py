@@ -63,6 +63,8 @@ class StudySpec:
     cost_metrics: tuple[str, ...] = ("params", "flops", "latency")
     #: Optuna heartbeat interval of RDB storages (0: off); see ``nas_hpo._storage``.
     heartbeat_s: int = 30
+    #: Budget by fidelity spent: stop once the study's trials trained this many epochs in all.
+    max_epochs: int | None = None
     #: Ray backend: cluster address (``None``: start a local Ray instance), resources of one
     #: trial, concurrency cap, retries of a trial whose worker died, Ray scheduler.
     address: str | None = None
@@ -93,6 +95,7 @@ _FIXED: dict[str, dict[str, tuple[Any, str]]] = {
     "budget": {
         "n_trials": (int, "n_trials"),
         "timeout_s": (float | None, "timeout_s"),
+        "max_epochs": (int, "max_epochs"),
     },
     "backend": {
         "name": (str, "backend"),
@@ -116,6 +119,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "seed": ("study", "seed"),
     "n_trials": ("budget", "n_trials"),
     "timeout_s": ("budget", "timeout_s"),
+    "max_epochs": ("budget", "max_epochs"),
     "backend": ("backend", "name"),
     "workers": ("backend", "workers"),
     "address": ("backend", "address"),
@@ -263,6 +267,9 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     timeout = values.get("timeout_s")
     if timeout is not None and timeout <= 0:
         raise SpecError(f"{_where(source, 'budget', 'timeout_s')}: must be > 0, got {timeout}")
+    max_epochs = values.get("max_epochs")
+    if max_epochs is not None and max_epochs < 1:
+        raise SpecError(f"{_where(source, 'budget', 'max_epochs')}: must be >= 1, got {max_epochs}")
     workers = values.get("workers", 1)
     if workers < 1:
         raise SpecError(f"{_where(source, 'backend', 'workers')}: must be >= 1, got {workers}")
@@ -337,6 +344,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
         workers=workers,
         cost_metrics=cost_metrics,
         heartbeat_s=heartbeat_s,
+        max_epochs=max_epochs,
         address=values.get("address"),
         resources_per_trial=resources,
         max_concurrent_trials=values.get("max_concurrent_trials"),

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 import nas_hpo
+import nas_hpo._runner
 from nas_hpo._progress import Progress
 from nas_hpo._storage import WORKER_ATTR, open_storage, recover_stale
 
@@ -175,3 +176,20 @@ def test_progress_line_counts_trials_best_and_eta(tmp_path, capsys):
     assert lines[-1].startswith("[nas-hpo] 3/3 trials · best ") and "ETA" not in lines[-1]
     study = optuna.create_study()
     assert Progress(5, study).line().startswith("[nas-hpo] 0/5 trials · best -")
+
+
+def test_budget_by_epochs_spent_stops_cleanly(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'e.db'}"
+    study = nas_hpo.run({"budget": {"n_trials": 50, "max_epochs": 5}}, space="resnet_blocks",
+                        objective="tests.toy_objectives:two_epochs", strategy="random",
+                        storage=storage, study_name="epochs")
+    # 2 epochs per trial: after 3 trials 6 >= 5 epochs are spent, and no new trial starts.
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert nas_hpo._runner.epochs_spent(study) == 6
+    again = nas_hpo.run({"budget": {"n_trials": 50, "max_epochs": 5}}, space="resnet_blocks",
+                        objective="tests.toy_objectives:two_epochs", strategy="random",
+                        storage=storage, study_name="epochs")
+    assert len(again.trials) == 3  # resuming a spent budget runs nothing
+    with pytest.raises(nas_hpo.SpecError, match=r"\[budget\] max_epochs: must be >= 1"):
+        nas_hpo.run({"budget": {"max_epochs": 0}}, space="resnet_blocks",
+                    objective="tests.toy_objectives:kernel_sum")

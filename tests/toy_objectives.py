@@ -35,3 +35,11 @@ def sleepy_kernel_sum(config: dict) -> float:
 def broken(config: dict) -> float:
     """An objective with a bug: every trial fails with this message."""
     raise ZeroDivisionError("the user's objective divided by zero")
+
+
+def two_epochs(config: dict, ctx) -> float:
+    """Reports two intermediate values, as ``train`` with ``epochs = 2`` would."""
+    score = kernel_sum(config)
+    for epoch in (1, 2):
+        ctx.report(score * epoch / 2, epoch)
+    return score

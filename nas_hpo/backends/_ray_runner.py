@@ -229,6 +229,22 @@ class _StudySearch(_SpaceOptunaSearch):
         self._completed_trials.add(trial_id)
 
 
+class _EpochBudget(tune.Stopper):
+    """``[budget] max_epochs`` on Ray: stop the sweep once the study's trials (finished ones,
+    read from the storage) have spent that many epochs."""
+
+    def __init__(self, study: optuna.Study, max_epochs: int) -> None:
+        self.study, self.max_epochs = study, max_epochs
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        from nas_hpo._runner import epochs_spent
+
+        return epochs_spent(self.study) >= self.max_epochs
+
+
 def _scheduler(plan: Plan) -> Any:
     """The Ray scheduler of the study: ``[backend] scheduler``, or the strategy's Optuna
     pruner translated to Ray's scheduler of the same rule."""
@@ -382,6 +398,7 @@ def run_ray(plan: Plan) -> optuna.Study:
                     name=os.path.basename(path),
                     storage_path=os.path.dirname(path),
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    stop=_EpochBudget(study, spec.max_epochs) if spec.max_epochs else None,
                     verbose=0 if not plan.progress else 1,
                 ),
             )
