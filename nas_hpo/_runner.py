@@ -107,6 +107,55 @@ class CostRecorder:
         return dict(self._cache[key])
 
 
+class ProxyScorer:
+    """Zero-cost proxies of a config's network on the objective's data (its ``dataset``, or
+    the embedded default), with the study seed: ``also_score`` and warm starts."""
+
+    def __init__(self, plan: Plan, names: tuple[str, ...]) -> None:
+        self.plan, self.names = plan, names
+
+    def __call__(self, config: Mapping[str, Any]) -> dict[str, float]:
+        from nas_hpo import data
+        from nas_hpo.objectives import zero_cost
+
+        objective = self.plan.objective
+        return zero_cost.score_config(
+            self.plan.space, dict(config), list(self.names),
+            dataset=getattr(objective, "dataset", data.DEFAULT),
+            data_dir=getattr(objective, "data_dir", None),
+            seed=self.plan.spec.seed,
+        )
+
+
+def warm_start(plan: Plan, study: optuna.Study) -> list[dict[str, Any]]:
+    """``[strategy] warm_start = N``: on a study without trials, score N random architectures
+    with the proxy ``warm_start_by`` and enqueue the best ``warm_start_top`` (default N/10) as
+    the first trials, best first. Returns the enqueued configs."""
+    spec = plan.spec
+    if not spec.warm_start or study.get_trials(deepcopy=False):
+        return []
+    if not plan.space.can_build:
+        raise SpecError(f"{spec.where('strategy', 'warm_start')}: the space "
+                        f"{plan.space.name!r} builds no network for a proxy to score")
+    score = ProxyScorer(plan, (spec.warm_start_by,))
+    seen: dict[str, tuple[float, dict[str, Any]]] = {}
+    for i in range(spec.warm_start * 4):  # duplicates of a small space are drawn again
+        if len(seen) >= spec.warm_start:
+            break
+        config = plan.space.sample(seed=int(np.random.SeedSequence([spec.seed, 0x3A57, i]).generate_state(1)[0]))
+        key = plan.space.arch_key(config)
+        if key not in seen:
+            seen[key] = (score(config)[spec.warm_start_by], config)
+    top = spec.warm_start_top or max(1, spec.warm_start // 10)
+    best = sorted(seen.values(), key=lambda sc: -sc[0])[:top]
+    for value, config in best:
+        study.enqueue_trial(config, user_attrs={
+            "warm_start": {"by": spec.warm_start_by, "score": value, "of": len(seen)}})
+    _log.info("warm start: enqueued the %d best of %d architectures by %s", len(best),
+              len(seen), spec.warm_start_by)
+    return [c for _, c in best]
+
+
 def trial_seed(study_seed: int, number: int) -> int:
     """The seed of trial ``number``: distinct per trial, fixed by the study's seed."""
     return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
@@ -191,6 +240,7 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
     space, objective, spec = plan.space, plan.objective, plan.spec
     n_values = len(plan.directions)
     costs = CostRecorder(space, objective, spec.cost_metrics)
+    proxies = ProxyScorer(plan, spec.also_score)
     me = worker_id()
 
     def evaluate(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
@@ -210,6 +260,14 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
                     trial.set_user_attr(key, value)
             except Exception as e:
                 trial.set_user_attr("cost_error", f"{type(e).__name__}: {e}")
+        if spec.also_score and space.can_build:
+            # Zero-cost proxies of the trial's network next to what the objective measures
+            # (the raw material of `nas-hpo correlate`); a proxy that fails is noted.
+            try:
+                for name, value in proxies(config).items():
+                    trial.set_user_attr(f"zc_{name}", value)
+            except Exception as e:
+                trial.set_user_attr("zc_error", f"{type(e).__name__}: {e}")
         # A multi-fidelity strategy says at which fidelity to evaluate (e.g. {"epochs": 3}).
         fidelity = trial.study._storage.get_trial_system_attrs(trial._trial_id).get(FIDELITY_ATTR)
         if fidelity:
@@ -375,6 +433,7 @@ def _run_optuna(plan: Plan) -> optuna.Study:
     remaining = spec.n_trials - _total(study)
     if remaining <= 0:
         return study
+    warm_start(plan, study)
     progress = Progress(spec.n_trials, study, enabled=plan.progress)
     if spec.workers == 1:
         _optimize(plan, study, remaining, spec.timeout_s, [progress])

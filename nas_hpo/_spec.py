@@ -63,6 +63,13 @@ class StudySpec:
     cost_metrics: tuple[str, ...] = ("params", "flops", "latency")
     #: Optuna heartbeat interval of RDB storages (0: off); see ``nas_hpo._storage``.
     heartbeat_s: int = 30
+    #: Zero-cost proxies scored on every trial's network (``zc_<name>`` user attributes).
+    also_score: tuple[str, ...] = ()
+    #: Warm start: score this many random architectures with ``warm_start_by`` (a zero-cost
+    #: proxy) and enqueue the ``warm_start_top`` best as the first trials of a new study.
+    warm_start: int = 0
+    warm_start_by: str = "synflow"
+    warm_start_top: int | None = None
     #: Budget by fidelity spent: stop once the study's trials trained this many epochs in all.
     max_epochs: int | None = None
     #: Ray backend: cluster address (``None``: start a local Ray instance), resources of one
@@ -109,6 +116,15 @@ _FIXED: dict[str, dict[str, tuple[Any, str]]] = {
     },
 }
 _NAMED = ("space", "objective", "strategy")
+# Keys of the named sections that belong to the runner (any objective / strategy has them).
+_RUNNER_KEYS: dict[str, dict[str, tuple[Any, str]]] = {
+    "objective": {"also_score": (list[str], "also_score")},
+    "strategy": {
+        "warm_start": (int, "warm_start"),
+        "warm_start_by": (str, "warm_start_by"),
+        "warm_start_top": (int, "warm_start_top"),
+    },
+}
 SECTIONS = (*_FIXED, *_NAMED)
 
 # Overrides accepted by run() and the CLI, and the section/key each replaces.
@@ -327,8 +343,35 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
                             f"{section}")
         if not isinstance(name, str):
             raise SpecError(f"{_where(source, section, 'name')}: expected a string, got {name!r}")
+        for key, (hint, attr) in _RUNNER_KEYS.get(section, {}).items():
+            # Keys the runner handles for every component, not options of the component.
+            if key in body:
+                value = body.pop(key)
+                if not type_ok(value, hint):
+                    raise SpecError(f"{_where(source, section, key)}: expected "
+                                    f"{_type_text(hint)}, got {value!r}")
+                values[attr] = value
         named[section] = Named(name, body)
 
+    also_score = tuple(values.get("also_score", ()))
+    warm_start = values.get("warm_start", 0)
+    if warm_start < 0:
+        raise SpecError(f"{_where(source, 'strategy', 'warm_start')}: must be >= 0, got "
+                        f"{warm_start}")
+    warm_top = values.get("warm_start_top")
+    if warm_top is not None and not 1 <= warm_top <= max(warm_start, 1):
+        raise SpecError(f"{_where(source, 'strategy', 'warm_start_top')}: must be between 1 and "
+                        f"warm_start ({warm_start}), got {warm_top}")
+    warm_by = values.get("warm_start_by", "synflow")
+    if also_score or warm_start:
+        from nas_hpo.objectives import zero_cost
+
+        for key, names in (("also_score", also_score), ("warm_start_by", (warm_by,))):
+            section = "objective" if key == "also_score" else "strategy"
+            unknown = [n for n in names if n not in zero_cost.PROXIES]
+            if unknown:
+                raise SpecError(f"{_where(source, section, key)}: unknown proxy "
+                                f"{unknown[0]!r}; known: {', '.join(zero_cost.PROXIES)}")
     result = StudySpec(
         source=source,
         study_name=values.get("study_name", "nas-hpo"),
@@ -345,6 +388,10 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
         cost_metrics=cost_metrics,
         heartbeat_s=heartbeat_s,
         max_epochs=max_epochs,
+        also_score=also_score,
+        warm_start=warm_start,
+        warm_start_by=warm_by,
+        warm_start_top=warm_top,
         address=values.get("address"),
         resources_per_trial=resources,
         max_concurrent_trials=values.get("max_concurrent_trials"),

@@ -115,6 +115,81 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option(text: str) -> tuple[str, object]:
+    import json
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise SpecError(f"--space-option {text!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
+def _correlate(args: argparse.Namespace) -> int:
+    from nas_hpo import correlate, data, spaces
+    from nas_hpo._spec import load_spec
+
+    estimators = [e.strip() for e in args.estimators.split(",") if e.strip()]
+    space_name, space_options = args.space, dict(_option(o) for o in args.space_option)
+    dataset, data_dir = args.dataset, None
+    if args.truth.endswith(".csv"):
+        truth = correlate.from_csv(args.truth, key=args.key, value=args.value)
+    else:
+        if args.truth.endswith(".toml"):
+            spec = load_spec(args.truth, storage=args.storage)
+            study = _load_study(spec.storage, spec.study_name)
+            if space_name is None:
+                space_name, space_options = spec.space.name, {**spec.space.options,
+                                                              **space_options}
+            dataset = dataset or spec.objective.options.get("dataset")
+            data_dir = spec.objective.options.get("data_dir")
+        else:
+            study = _load_study(args.storage or "sqlite:///nas_hpo.db", args.truth)
+        space_name = space_name or study.user_attrs.get("space")
+        truth = correlate.from_study(study, objective=args.objective_index)
+    compute = {}
+    wanted = [e for e in estimators if not (truth.attrs and all(e in a for a in truth.attrs))]
+    if wanted:
+        from nas_hpo.objectives import zero_cost
+
+        unknown = [e for e in wanted if e not in zero_cost.PROXIES]
+        if unknown:
+            raise SpecError(f"--estimators: {unknown[0]!r} is neither stored on every "
+                            f"architecture nor a zero-cost proxy ({', '.join(zero_cost.PROXIES)})")
+        if not space_name:
+            raise SpecError("--space: needed to build the networks the proxies score")
+        space = spaces.get(space_name, **space_options)
+        cache: dict[str, dict[str, float]] = {}
+
+        def scores(config: dict) -> dict[str, float]:
+            key = space.arch_key(config)
+            if key not in cache:  # all requested proxies at once: they share passes
+                cache[key] = zero_cost.score_config(
+                    space, config, wanted, dataset=dataset or data.DEFAULT, data_dir=data_dir,
+                    seed=args.seed)
+            return cache[key]
+
+        compute = {name: (lambda c, n=name: scores(c)[n]) for name in wanted}
+    results, estimates = correlate.correlate(truth, estimators, compute=compute,
+                                             n_boot=args.n_boot, seed=args.seed)
+    print(f"{len(truth.keys)} architectures; ground truth: {truth.label}; "
+          f"{args.n_boot} bootstrap resamples")
+    print(correlate.table(results))
+    if args.out:
+        import pandas as pd
+
+        written = correlate.scatter(truth, estimates, results, args.out)
+        rows = [{"estimator": r.estimator, "n": r.n, "spearman": r.spearman,
+                 "spearman_lo": r.spearman_ci[0], "spearman_hi": r.spearman_ci[1],
+                 "kendall": r.kendall, "kendall_lo": r.kendall_ci[0],
+                 "kendall_hi": r.kendall_ci[1]} for r in results]
+        pd.DataFrame(rows).to_csv(f"{args.out}/correlations.csv", index=False)
+        print(f"\ntable: {args.out}/correlations.csv; plots: {', '.join(written.values())}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nas-hpo", description="Neural architecture search as "
                                 "conditional hyperparameter optimization.")
@@ -150,6 +225,24 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=int, default=8080)
     d.set_defaults(func=_dashboard)
+    c = sub.add_parser("correlate", help="rank correlation of estimators with ground truth")
+    c.add_argument("truth", help="study file (TOML), study name (with --storage) or CSV file")
+    c.add_argument("--estimators", required=True,
+                   help="comma-separated: attributes stored on the trials (params, flops, "
+                   "zc_synflow, ...) or zero-cost proxies computed here (synflow, nwot, ...)")
+    c.add_argument("--storage", help="Optuna storage URL (default sqlite:///nas_hpo.db)")
+    c.add_argument("--space", help="space of the architectures (default: the study's)")
+    c.add_argument("--space-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="build option of the space (repeatable), e.g. C=8")
+    c.add_argument("--dataset", help="data the proxies see (default: the study's, or digits)")
+    c.add_argument("--key", default="arch", help="CSV: architecture column")
+    c.add_argument("--value", default="accuracy", help="CSV: ground-truth column")
+    c.add_argument("--objective-index", type=int, default=0,
+                   help="which value of a multi-objective study is the ground truth")
+    c.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", help="folder for correlations.csv and one scatter plot per estimator")
+    c.set_defaults(func=_correlate)
     s = sub.add_parser("spaces", help="list the registered search spaces")
     s.set_defaults(func=_spaces)
     return p
@@ -160,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SpecError, StorageError) as e:
+        print(f"nas-hpo: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # e.g. correlate on a constant estimator, a CSV without a column
         print(f"nas-hpo: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -37,11 +37,13 @@ from nas_hpo._runner import (
     FIDELITY_ATTR,
     CostRecorder,
     Plan,
+    ProxyScorer,
     _jsonable,
     _total,
     open_study,
     prepare,
     trial_seed,
+    warm_start,
 )
 from nas_hpo._spec import SpecError, StudySpec
 from nas_hpo._storage import WORKER_ATTR, recover_stale, worker_id
@@ -117,6 +119,12 @@ def _trainable(config: dict[str, Any], spec: StudySpec) -> None:
                 attrs.update(costs(config))
             except Exception as e:
                 attrs["cost_error"] = f"{type(e).__name__}: {e}"
+        if spec.also_score and plan.space.can_build:
+            try:
+                scores = ProxyScorer(plan, spec.also_score)(config)
+                attrs.update({f"zc_{k}": v for k, v in scores.items()})
+            except Exception as e:
+                attrs["zc_error"] = f"{type(e).__name__}: {e}"
         result = plan.objective(config, space=plan.space, ctx=ctx)
         if len(result.values) != len(names):
             raise TrialFailure(f"the objective returned {len(result.values)} value(s) "
@@ -369,6 +377,8 @@ def run_ray(plan: Plan) -> optuna.Study:
     remaining = spec.n_trials - _total(study)
     if remaining <= 0 and not restoring:
         return study
+    if not restoring:
+        warm_start(plan, study)  # enqueued trials are what OptunaSearch asks for first
     started = _connect(spec)
     try:
         _check_resources(spec)
