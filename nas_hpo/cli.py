@@ -150,7 +150,16 @@ def _correlate(args: argparse.Namespace) -> int:
         space_name = space_name or study.user_attrs.get("space")
         truth = correlate.from_study(study, objective=args.objective_index)
     compute = {}
-    wanted = [e for e in estimators if not (truth.attrs and all(e in a for a in truth.attrs))]
+    vote_needs: list[str] = []
+    if "vote" in estimators:
+        # The ensemble ranks the population: its members first (stored zc_* or computed).
+        from nas_hpo.objectives import zero_cost
+
+        vote_needs = [m for m in zero_cost.VOTE_DEFAULT
+                      if not (truth.attrs and all(f"zc_{m}" in a for a in truth.attrs))]
+    wanted = [e for e in estimators if e != "vote"
+              and not (truth.attrs and all(e in a for a in truth.attrs))]
+    wanted += [m for m in vote_needs if m not in wanted]
     if wanted:
         from nas_hpo.objectives import zero_cost
 
@@ -172,6 +181,17 @@ def _correlate(args: argparse.Namespace) -> int:
             return cache[key]
 
         compute = {name: (lambda c, n=name: scores(c)[n]) for name in wanted}
+    if "vote" in estimators:
+        from nas_hpo.objectives import zero_cost
+
+        def member(i: int, m: str) -> float:
+            if f"zc_{m}" in truth.attrs[i]:
+                return truth.attrs[i][f"zc_{m}"]
+            return compute[m](truth.configs[i])
+
+        rows = [{m: member(i, m) for m in zero_cost.VOTE_DEFAULT} for i in range(len(truth.keys))]
+        for attrs, value in zip(truth.attrs, zero_cost.vote(rows), strict=True):
+            attrs["vote"] = value
     results, estimates = correlate.correlate(truth, estimators, compute=compute,
                                              n_boot=args.n_boot, seed=args.seed)
     print(f"{len(truth.keys)} architectures; ground truth: {truth.label}; "

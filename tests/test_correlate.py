@@ -86,3 +86,47 @@ def test_cli_correlates_stored_costs_with_a_study_and_a_csv(tmp_path, storage, c
     assert main(["correlate", str(tmp_path / "truth.csv"), "--estimators", "params",
                  "--value", "acc"]) == 2
     assert "no column 'acc'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_end_to_end_correlation_of_proxies_with_trained_nb201_on_digits(tmp_path, capsys):
+    """A few dozen nb201 cells trained briefly on digits, proxies stored by also_score and
+    computed by correlate itself: the table has a finite row per estimator."""
+    import pandas as pd
+
+    from nas_hpo.cli import main
+
+    study_file = tmp_path / "corr.toml"
+    study_file.write_text(f"""
+[study]
+name = "corr"
+storage = "sqlite:///{tmp_path / 'corr.db'}"
+cost = ["params", "flops"]
+[space]
+name = "nb201"
+C = 4
+N = 1
+[objective]
+name = "train"
+dataset = "digits"
+epochs = 2
+also_score = ["synflow", "nwot", "snip", "jacob_cov"]
+[strategy]
+name = "random"
+[budget]
+n_trials = 24
+""")
+    assert main(["run", str(study_file), "-q"]) == 0
+    out = tmp_path / "out"
+    code = main(["correlate", str(study_file), "--estimators",
+                 "params,flops,zc_synflow,zc_nwot,vote,grad_norm", "--n-boot", "200",
+                 "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "architectures; ground truth: value" in printed
+    table = pd.read_csv(out / "correlations.csv")
+    assert list(table["estimator"]) == ["params", "flops", "zc_synflow", "zc_nwot", "vote",
+                                        "grad_norm"]
+    assert table.drop(columns="estimator").notna().all().all()
+    assert ((table["spearman"] >= -1) & (table["spearman"] <= 1)).all()
+    assert table["n"].min() >= 20  # distinct architectures among the 24 trials
