@@ -197,6 +197,31 @@ def _brute_force(space: SearchSpace) -> int:
     return total
 
 
+class _SamplerTooSlow(Exception):
+    pass
+
+
+def _sample_or_discard(cs: CS.ConfigurationSpace, n: int) -> list:
+    """ConfigSpace's rejection sampler draws every parameter and throws away forbidden draws;
+    on a generated space that is almost all forbidden it runs for many minutes (a CI run hung
+    here). Such an example says nothing about conditions: discard it after 10 s."""
+    import signal
+
+    def expire(signum, frame):
+        raise _SamplerTooSlow
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 10.0)
+    try:
+        return list(cs.sample_configuration(n))
+    except _SamplerTooSlow:
+        assume(False)
+        raise  # unreachable: assume(False) raises
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _product(space: SearchSpace) -> float:
     return math.prod(space[n].cardinality() + 1 for n in space.params)
 
@@ -229,7 +254,7 @@ def test_active_means_the_same_in_both_directions(space: SearchSpace, seed: int)
     cs.seed(seed)
     # ConfigSpace's sampler can emit configurations its own check rejects (see the docstring
     # of nas_hpo.space._conditions), so what must agree is the verdict, config by config.
-    for cfg in cs.sample_configuration(10):
+    for cfg in _sample_or_discard(cs, 10):
         # Raw values on purpose: ConfigSpace hands back numpy scalars, which validate takes.
         values = dict(cfg)
         valid = _cs_valid(cs, values)
