@@ -1,26 +1,43 @@
-"""``zero_cost``: score an untrained network from one minibatch (zero-cost proxies).
+"""``zero_cost``: score an untrained network from a minibatch (zero-cost proxies).
 
-Every proxy is oriented so that **higher is better**, works on a copy of the model (the model
-passed in is never modified), and never raises on a degenerate network: a score that comes out
-NaN or infinite (a cell of ``none`` edges whose output does not depend on its input, an
-all-zero gradient under a logarithm) becomes ``WORST``. Which reference each proxy follows, and
-where it deviates, is in its function's docstring; the shared conventions, as in
-SamsungLabs/zero-cost-nas (Abdelfattah et al. 2021), are: the network in training mode
-(BatchNorm on batch statistics), cross-entropy on the batch's labels, sums over the weights of
-every ``Conv2d`` and ``Linear`` layer.
+Every proxy is oriented so that **higher is better**, follows its paper's reference code (its
+function's docstring names the reference, and where and why it deviates), runs on a copy of
+the model (the model passed in is never modified, not even its BN statistics or flags) and
+never raises on a degenerate network. As in every reference, the copy is in training mode
+(BatchNorm on batch statistics), every parameter requires gradients, the loss is the mean
+cross-entropy on the batch's labels and sums run over the weights of every ``Conv2d`` and
+``Linear`` layer.
 
-Proxies that use the same pass share it when requested together: grad_norm, snip, plain and
-fisher one cross-entropy forward/backward; jacob_cov and epe_nas one input-Jacobian pass;
-nwot and swap one forward with ReLU hooks.
+**Floors.** A proxy that cannot see a network gets its ``Proxy.worst`` value, finite and at
+or below anything the proxy can score, and its name goes into ``Scores.worst``: a NaN or
+infinite result (a singular kernel, NaN correlations, ``log 0``), gradients that are all
+zero, and, for the cross-entropy proxies, an output that does not depend on the input (a
+NAS-Bench-201 cell of ``none`` edges; the references would score the classifier's bias). The floor is the proxy's natural lower bound where it has one (0 for
+the non-negative proxies; 0 for ``nwot``, the log-determinant of a non-singular integer
+matrix; -1000 for ``synflow``, below the log of the smallest positive double), else -1e9.
+A value that comes out below the floor, or NaN / inf, is reported as the floor.
+
+**Shared passes.** When requested together these share one forward pass of the first batch:
+``grad_norm``, ``snip``, ``plain``, ``fisher`` and ``grasp`` (one cross-entropy backward;
+with ``grasp`` it builds the graph for grasp's Hessian-gradient product), ``zico`` (its first
+batch), ``jacob_cov`` and ``epe_nas`` (one input-Jacobian backward) and ``nwot`` (ReLU hooks).
+``synflow``, ``zen`` and ``swap`` change the weights (absolute values, Gaussian re-draws) and
+run on their own copies; ``l2_norm``, ``params`` and ``flops`` need no data.
+
+**vote** ranks a population, not one network: ``vote(rows)`` combines scores of several
+architectures; the ``zero_cost`` objective's ``"vote"`` value ranks each architecture among
+those scored before it in the study (see ``ZeroCost``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -33,431 +50,836 @@ from nas_hpo._objective import Context, Objective, Result
 from nas_hpo.objectives import register
 from nas_hpo.space import SearchSpace
 
-__all__ = ["PROXIES", "VOTE_DEFAULT", "WORST", "ZeroCost", "score", "score_config", "vote"]
+__all__ = [
+    "PROXIES",
+    "REGISTRY",
+    "VOTE_DEFAULT",
+    "Proxy",
+    "Scores",
+    "ZeroCost",
+    "batches",
+    "get",
+    "score",
+    "score_config",
+    "vote",
+]
 
-#: The score of a network a proxy cannot rank (NaN / inf result): below any real score.
-WORST = -1.0e9
-#: The ensemble ``vote`` averages the rank of these (Abdelfattah et al. 2021's choice of
-#: synflow + jacob_cov + snip, plus NASWOT).
+#: The floor of the proxies without a natural lower bound.
+FLOOR = -1.0e9
+#: The ensemble ``vote`` averages the rank percentiles of these: Abdelfattah et al. 2021's
+#: vote of synflow, jacob_cov and snip, plus NASWOT.
 VOTE_DEFAULT = ("synflow", "jacob_cov", "snip", "nwot")
 
 _LAYERS = (nn.Conv2d, nn.Linear)
+_K = 1e-5  # the regulariser of jacob_cov's and epe_nas's logarithms, as in their references
 
 
-def _weights(model: nn.Module) -> list[nn.Parameter]:
-    return [m.weight for m in model.modules() if isinstance(m, _LAYERS)]
+# ------------------------------------------------------------------------------- registry
 
 
-def _finite(value: float) -> float:
-    return float(value) if math.isfinite(value) else WORST
+@dataclass(frozen=True)
+class Proxy:
+    """A registered proxy: how it is computed and how ``score_config`` feeds it.
+
+    ``needs`` are the products of the shared forward pass it reads; ``batch_size`` is its
+    reference's minibatch (``None``: the proxy does not look at the data, only its shape);
+    ``multi_batch`` proxies read every batch given, the others the first; ``repeats`` is the
+    default number of random weight draws averaged (0: the proxy draws none); ``worst`` is
+    its floor."""
+
+    name: str
+    fn: Callable[[_Run], float] = field(repr=False)
+    needs: frozenset[str]
+    batch_size: int | None
+    worst: float
+    multi_batch: bool = False
+    repeats: int = 0
+
+    @property
+    def doc(self) -> str:
+        """The reference, deviations and conventions (the function's docstring)."""
+        return self.fn.__doc__ or ""
+
+
+_PROXIES: dict[str, Proxy] = {}
+#: Name → ``Proxy`` of every proxy that scores one network (``vote`` is not one).
+REGISTRY: Mapping[str, Proxy] = MappingProxyType(_PROXIES)
+
+
+def _proxy(name: str, *, needs: Sequence[str] = (), batch_size: int | None = 64,
+           worst: float = FLOOR, multi_batch: bool = False, repeats: int = 0
+           ) -> Callable[[Callable[[_Run], float]], Callable[[_Run], float]]:
+    def deco(fn: Callable[[_Run], float]) -> Callable[[_Run], float]:
+        if name in _PROXIES:
+            raise ValueError(f"zero-cost proxy {name!r} is registered already")
+        _PROXIES[name] = Proxy(name, fn, frozenset(needs), batch_size, worst, multi_batch,
+                               repeats)
+        return fn
+
+    return deco
+
+
+_VOTE_ERROR = (
+    "vote ranks a population of architectures, not one network: score its members "
+    "(e.g. {members}) for each architecture and combine them with zero_cost.vote(rows), or "
+    "use the zero_cost objective with proxy='vote'"
+)
+
+
+def get(name: str) -> Proxy:
+    """The registered proxy ``name``; an unknown name is a ``ValueError`` listing the known."""
+    if name == "vote":
+        raise ValueError(_VOTE_ERROR.format(members=", ".join(VOTE_DEFAULT)))
+    try:
+        return _PROXIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown zero-cost proxy {name!r}; known: {', '.join(PROXIES)}"
+        ) from None
+
+
+class Scores(dict):
+    """``{name: float}`` as ``score`` returns it; ``worst`` holds the names of the proxies
+    that could not rank this network and were given their floor."""
+
+    def __init__(self, values: Mapping[str, float] = (), worst: Sequence[str] = ()) -> None:
+        super().__init__(values)
+        self.worst: frozenset[str] = frozenset(worst)
+
+
+# ------------------------------------------------------------------------------- passes
 
 
 def _copy(model: nn.Module) -> nn.Module:
-    clone = copy.deepcopy(model)
-    clone.train()
-    for p in clone.parameters():
+    """A copy as the references see a fresh network: training mode, every parameter
+    requiring gradients, no stored gradients."""
+    net = copy.deepcopy(model)
+    net.train()
+    for p in net.parameters():
         p.requires_grad_(True)
         p.grad = None
-    return clone
+    return net
 
 
-# --- proxies sharing one cross-entropy forward/backward -----------------------------------
-
-def _gradient_family(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     names: set[str]) -> dict[str, float]:
-    """grad_norm, snip, plain, fisher from one forward/backward of the cross-entropy.
-
-    - ``grad_norm`` (zero-cost-nas ``grad_norm``): Σ over layers of ‖∂L/∂W‖₂.
-    - ``snip`` (Lee et al. 2019, zero-cost-nas ``snip``): Σ |W ⊙ ∂L/∂W|, the gradient of the
-      loss with respect to a multiplicative mask of ones, computed without the mask since the
-      two are equal.
-    - ``plain`` (zero-cost-nas ``plain``): Σ W ⊙ ∂L/∂W (signed).
-    - ``fisher`` (Theis et al. 2018 via Turner et al. 2020, zero-cost-nas ``fisher``): for the
-      output activation ``a`` of each layer, 0.5 · mean over the batch of (Σ_spatial a·∂L/∂a)²,
-      summed over channels and layers. Deviation: zero-cost-nas inserts an identity after each
-      layer to hook; forward hooks on the layers' outputs give the same ``a`` and ``∂L/∂a``.
-    """
-    model = _copy(model)
-    acts: list[torch.Tensor] = []
-    hooks = []
-    if "fisher" in names:
-        def keep(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
-            if out.requires_grad:
-                out.retain_grad()
-                acts.append(out)
-
-        hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, _LAYERS)]
-    try:
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-    finally:
-        for h in hooks:
-            h.remove()
-    out: dict[str, float] = {}
-    pairs = [(w.detach(), w.grad.detach() if w.grad is not None else torch.zeros_like(w))
-             for w in _weights(model)]
-    if "grad_norm" in names:
-        out["grad_norm"] = sum(float(g.norm()) for _, g in pairs)
-    if "snip" in names:
-        out["snip"] = sum(float((w * g).abs().sum()) for w, g in pairs)
-    if "plain" in names:
-        out["plain"] = sum(float((w * g).sum()) for w, g in pairs)
-    if "fisher" in names:
-        total = 0.0
-        for a in acts:
-            if a.grad is None:
-                continue
-            prod = a.detach() * a.grad
-            if prod.dim() == 4:
-                prod = prod.sum(dim=(2, 3))
-            total += float((0.5 * prod.pow(2).mean(0)).sum())
-        out["fisher"] = total
-    return out
+def _layers(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if isinstance(m, _LAYERS)]
 
 
-def grasp(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """GraSP (Wang et al. 2020) as zero-cost-nas ``grasp``: with g = ∂L/∂W (no graph) and
-    Hg the Hessian-gradient product (gradient of gᵀ·∂L/∂W), the score is Σ −W ⊙ Hg. Deviation:
-    one batch instead of zero-cost-nas' split into ``split_data`` chunks (same sum for a loss
-    that is a mean, up to the chunks' weighting)."""
-    model = _copy(model)
-    weights = _weights(model)
-    loss = F.cross_entropy(model(x), y)
-    grads = torch.autograd.grad(loss, weights, allow_unused=True)
-    grads = [g.detach() if g is not None else torch.zeros_like(w) for g, w in zip(grads, weights,
-                                                                                   strict=True)]
-    loss = F.cross_entropy(model(x), y)
-    grads2 = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-    z = sum((g2 * g).sum() for g2, g in zip(grads2, grads, strict=True) if g2 is not None)
-    if not isinstance(z, torch.Tensor) or not z.requires_grad:
-        return 0.0
-    hg = torch.autograd.grad(z, weights, allow_unused=True)
-    return sum(float((-w.detach() * h).sum()) for w, h in zip(weights, hg, strict=True)
-               if h is not None)
+def _is_relu(module: nn.Module) -> bool:
+    # NASWOT hooks every module whose type name contains "ReLU"; leaf modules only, as NASLib
+    # does, so that composite blocks named like ``ReLUConvBN`` do not count their input twice.
+    return "ReLU" in type(module).__name__ and next(module.children(), None) is None
 
 
-def synflow(model: nn.Module, x: torch.Tensor) -> float:
-    """SynFlow (Tanaka et al. 2020) as zero-cost-nas ``synflow``: in float64, BatchNorm
-    bypassed (zero-cost-nas builds the network without BN), weights replaced by their absolute
-    values, an all-ones input of one sample; R = Σ output, score = Σ |W ⊙ ∂R/∂W| over conv and
-    linear weights. Reported as the natural log of that sum (its raw value overflows float32
-    for deep networks); a zero sum (no path from input to output) gives ``WORST``."""
-    model = _copy(model).double()
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, nn.modules.batchnorm._BatchNorm):
-                setattr(module, child_name, nn.Identity())
-    with torch.no_grad():
-        for p in model.parameters():
-            p.abs_()
-    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
-    model(ones).sum().backward()
-    total = sum(float((w.detach() * w.grad).abs().sum()) for w in _weights(model)
-                if w.grad is not None)
-    return math.log(total) if total > 0 else WORST
+def _reachable(root: Any) -> set[Any]:
+    """The autograd nodes a backward pass from ``root`` visits."""
+    seen: set[Any] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend(nxt for nxt, _ in node.next_functions if nxt is not None)
+    return seen
 
 
-def _input_jacobian(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    model = _copy(model)
-    x = x.clone().requires_grad_(True)
-    out = model(x)
-    if out.requires_grad:
-        out.backward(torch.ones_like(out))
-    if x.grad is None:  # the output does not depend on the input (e.g. only `none` edges)
-        return np.zeros((len(x), x[0].numel()))
-    return x.grad.detach().reshape(len(x), -1).cpu().double().numpy()
+def _ce_grads(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """∂ mean cross-entropy / ∂W for every conv / linear weight (zeros where unused)."""
+    weights = [m.weight for m in _layers(net)]
+    loss = F.cross_entropy(net(x), y)
+    grads = (torch.autograd.grad(loss, weights, allow_unused=True) if loss.requires_grad
+             else [None] * len(weights))
+    return [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, grads,
+                                                                               strict=True)]
 
 
-def jacob_cov(jacobian: np.ndarray) -> float:
-    """jacob_cov (Mellor et al. 2021 v1, zero-cost-nas ``jacob_cov``): the input Jacobian of
-    the summed output per sample, its sample correlation matrix's eigenvalues v, and
-    −Σ (log(v + k) + 1/(v + k)) with k = 1e-5."""
-    with np.errstate(all="ignore"):
-        corr = np.corrcoef(jacobian)
-        if not np.isfinite(corr).all():
-            return WORST
-        v = np.linalg.eigvalsh(corr)
-        k = 1e-5
-        return _finite(-float(np.sum(np.log(np.clip(v, 0, None) + k) + 1.0 / (v + k))))
+@dataclass
+class _Shared:
+    """What one forward pass of the first batch (and the backward passes on its graph) gave."""
+
+    weights: list[torch.Tensor]
+    num_classes: int
+    grads: list[torch.Tensor] = field(default_factory=list)
+    constant: bool = False  # the output does not depend on the input
+    silent: bool = False  # constant, or every weight gradient is exactly zero
+    fisher: float = math.nan
+    grasp: float = math.nan
+    jacobian: np.ndarray | None = None
+    kernel: torch.Tensor | None = None
 
 
-def epe_nas(jacobian: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
-    """EPE-NAS (Lopes et al. 2021, the authors' ``eval_score_perclass``): per class, the sum of
-    log(|corr| + k) over the correlation matrix of that class's input Jacobians (k = 1e-5);
-    the score is Σ_c |s_c| for up to 100 classes, else the mean pairwise |s_c − s_c'|.
-    Classes with a single sample have no correlation matrix and are skipped, as there."""
-    k = 1e-5
-    per_class = {}
-    with np.errstate(all="ignore"):
-        for c in np.unique(labels):
-            rows = jacobian[labels == c]
-            if len(rows) < 2:
-                continue
-            corr = np.corrcoef(rows)
-            s = float(np.sum(np.log(np.abs(corr) + k)))
-            if num_classes > 100:
-                s /= len(corr)
-            per_class[int(c)] = s
-    if not per_class:
-        return WORST
-    values = np.array(list(per_class.values()))
-    if num_classes <= 100:
-        return _finite(float(np.abs(values).sum()))
-    return _finite(float(np.abs(values[:, None] - values[None, :]).sum() / len(values)))
-
-
-def _relu_family(model: nn.Module, x: torch.Tensor, names: set[str]) -> dict[str, float]:
-    """nwot and swap from one forward with hooks on every ReLU (training mode, no gradients).
-
-    - ``nwot`` (NASWOT, Mellor et al. 2021, BayesWatch/nas-without-training ``hook_logdet``):
-      the binary code c of each sample (which ReLU inputs are > 0), the kernel
-      K = C Cᵀ + (1 − C)(1 − C)ᵀ summed over ReLUs, score = log|det K|.
-    - ``swap`` (SWAP-Score, Peng et al. ICLR 2024, without the parameter-count regulariser
-      whose μ, σ are tuned per space): the sign patterns of all ReLU outputs, each neuron's
-      pattern over the batch a vector; the score is the number of distinct vectors.
-    """
-    model = _copy(model)
+def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 needs: frozenset[str]) -> _Shared:
+    layers = _layers(net)
+    weights = [m.weight for m in layers]
+    acts: list[tuple[int, torch.Tensor]] = []
+    relu_calls: list[tuple[nn.Module, torch.Tensor, Any]] = []
     n = len(x)
-    kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
-    patterns: list[torch.Tensor] = []
 
-    def hook(_m: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        if "nwot" in names:
-            codes = (inputs[0].detach().reshape(n, -1) > 0).double()
-            kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
-        if "swap" in names:
-            patterns.append((output.detach().reshape(n, -1) > 0).T)
+    def keep_output(i: int, _m: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor:
+        # fisher needs ∂L/∂(layer output) at the output's own value: later ops get a copy, so
+        # an in-place op downstream (a ReLU(inplace=True)) cannot change it.
+        acts.append((i, out))
+        return out.clone()
 
-    hooks = [m.register_forward_hook(hook) for m in model.modules()
-             if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    def relu_kernel(module: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        # K_ij = number of units where samples i and j agree on "input > 0", computed at once
+        # (the binary codes of a layer are not kept): D − s_i − s_j + 2 (C Cᵀ)_ij.
+        codes = (inp[0].detach().reshape(n, -1) > 0)
+        d = codes.shape[1]
+        # float32 sums of 0/1 products are exact below 2^24 units.
+        c = codes.to(torch.float32 if d < 2**24 else torch.float64)
+        s = c.sum(1)
+        k = (2 * (c @ c.T) - s[:, None] - s[None, :] + d).double()
+        relu_calls.append((module, k, out.grad_fn))
+
+    handles = []
+    if "fisher" in needs:
+        handles += [m.register_forward_hook(functools.partial(keep_output, i))
+                    for i, m in enumerate(layers)]
+    if "relu" in needs:
+        handles += [m.register_forward_hook(relu_kernel) for m in net.modules() if _is_relu(m)]
+    # The input requires gradients so that the graph shows whether the output depends on it;
+    # backward passes that do not ask for ∂/∂x skip computing it. (Integer inputs cannot.)
+    x_in = x.detach().clone().requires_grad_(x.is_floating_point())
     try:
-        with torch.no_grad():
-            model(x)
+        out = net(x_in)
     finally:
-        for h in hooks:
+        for h in handles:
             h.remove()
-    out = {}
-    if "nwot" in names:
-        sign, logdet = torch.linalg.slogdet(kernel)
-        out["nwot"] = _finite(float(logdet)) if float(sign) != 0 else WORST
-    if "swap" in names:
-        if patterns:
-            out["swap"] = float(torch.unique(torch.cat(patterns), dim=0).shape[0])
+    reach = _reachable(out.grad_fn)
+    shared = _Shared([w.detach() for w in weights], int(out.shape[-1]))
+    shared.constant = x_in.requires_grad and not any(
+        getattr(node, "variable", None) is x_in for node in reach)
+
+    if needs & {"grad", "fisher", "grasp"}:
+        loss = F.cross_entropy(out, y)
+        want_w = bool(needs & {"grad", "grasp"})
+        targets = (weights if want_w else []) + [a for _, a in acts]
+        grads: Sequence[torch.Tensor | None] = [None] * len(targets)
+        if targets and loss.requires_grad:
+            grads = torch.autograd.grad(loss, targets, allow_unused=True, retain_graph=True,
+                                        create_graph="grasp" in needs)
+        w_grads = list(grads[: len(weights)]) if want_w else []
+        if want_w:
+            shared.grads = [torch.zeros_like(w) if g is None else g.detach()
+                            for w, g in zip(shared.weights, w_grads, strict=True)]
+            shared.silent = shared.constant or not any(bool(g.any()) for g in shared.grads)
+        if "fisher" in needs:
+            shared.fisher = math.nan if shared.constant else _fisher(layers, acts,
+                                                                      grads[len(w_grads):])
+        if "grasp" in needs:
+            shared.grasp = _grasp(weights, w_grads, shared.silent)
+
+    if "jacobian" in needs:
+        jac = None
+        if out.requires_grad:
+            (jac,) = torch.autograd.grad(out, x_in, torch.ones_like(out), allow_unused=True,
+                                         retain_graph=True)
+        jac = torch.zeros_like(x_in) if jac is None else jac
+        shared.jacobian = jac.detach().reshape(n, -1).double().cpu().numpy()
+
+    if "relu" in needs:
+        visited = {id(m) for m, _, fn in relu_calls if fn is not None and fn in reach}
+        kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
+        for m, k, _ in relu_calls:
+            if id(m) in visited:
+                kernel += k
+        shared.kernel = kernel
+    return shared
+
+
+def _fisher(layers: list[nn.Module], acts: list[tuple[int, torch.Tensor]],
+            grads: Sequence[torch.Tensor | None]) -> float:
+    total = 0.0
+    signal = False
+    for (i, a), g in zip(acts, grads, strict=True):
+        if g is None:
+            continue
+        signal = signal or bool(g.any())
+        prod = a.detach() * g.detach()
+        if isinstance(layers[i], nn.Linear):
+            per_channel = prod.reshape(len(prod), -1, prod.shape[-1]).sum(1)
         else:
-            out["swap"] = WORST
-    return out
+            per_channel = prod.flatten(2).sum(2)
+        fan = layers[i].weight[0].numel()  # the weights each channel's value is broadcast to
+        total += float(0.5 * per_channel.double().pow(2).mean(0).sum()) * fan
+    return total if signal else math.nan
 
 
-def zen(model: nn.Module, x: torch.Tensor, *, seed: int, mixup_gamma: float = 1e-2,
-        repeats: int = 1) -> float:
-    """Zen-score (Lin et al. 2021, idstcv/ZenNAS ``compute_zen_score``): weights re-drawn from
-    N(0, 1) (BN weight 1, bias 0), Gaussian inputs x and x + γε (γ = 0.01), training mode;
-    score = log E|f(x) − f(x + γε)| + Σ_BN log √mean(running_var), f the feature map before
-    global average pooling. Deviations: f is the input of the network's last
-    ``AdaptiveAvgPool2d`` (the last ``Linear``'s input when it has none), which is ZenNAS'
-    ``forward_pre_GAP`` for our spaces; ``repeats`` = 1 by default where the paper averages 32
-    draws (one draw ranks networks nearly the same at 1/32 of the cost)."""
-    model = _copy(model)
-    pools = [m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    target = pools[-1] if pools else (linears[-1] if linears else None)
-    if target is None:
-        return WORST
-    feats: list[torch.Tensor] = []
-    handle = target.register_forward_hook(lambda _m, i, _o: feats.append(i[0].detach()))
-    gen = torch.Generator(device=x.device).manual_seed(seed)
+def _grasp(weights: list[torch.Tensor], grads: list[torch.Tensor | None],
+           silent: bool) -> float:
+    if silent:
+        return math.nan
+    z = sum(((g.detach() * g).sum() for g in grads if g is not None and g.requires_grad),
+            torch.zeros((), device=weights[0].device))
+    if not z.requires_grad:
+        return 0.0  # the loss is linear in every weight: H g = 0
+    hg = torch.autograd.grad(z, weights, allow_unused=True, retain_graph=True)
+    return float(sum(((-w.detach() * h).sum() for w, h in zip(weights, hg, strict=True)
+                      if h is not None), torch.zeros((), device=weights[0].device)))
+
+
+class _Run:
+    """The passes that the requested proxies need, each run once, on demand."""
+
+    def __init__(self, model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                 needs: frozenset[str], seed: int, repeats: Mapping[str, int]) -> None:
+        self.model = model
+        self.batches = batches
+        self.needs = needs
+        self.seed = seed
+        self.repeats = repeats
+
+    @functools.cached_property
+    def net(self) -> nn.Module:
+        """One copy for every pass that leaves the weights as they are."""
+        return _copy(self.model)
+
+    @functools.cached_property
+    def shared(self) -> _Shared:
+        return _shared_pass(self.net, *self.batches[0], self.needs)
+
+    def grads(self, x: torch.Tensor, y: torch.Tensor, first: bool) -> list[torch.Tensor]:
+        """The cross-entropy gradients of a batch (the shared pass's for the first one)."""
+        if first and "grad" in self.needs:
+            return self.shared.grads
+        return _ce_grads(self.net, x, y)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.batches[0][0].shape[1:])
+
+
+def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
+    """Zen-NAS's and SWAP's ``network_weight_gaussian_init``: conv and linear weights from
+    N(0, 1), their biases 0; BatchNorm2d and GroupNorm weight 1, bias 0."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, _LAYERS):
+                m.weight.normal_(generator=gen)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+
+
+def _sum(values: Sequence[torch.Tensor]) -> float:
+    # One synchronisation for the whole sum, not one per layer.
+    if not values:
+        return 0.0
+    return float(torch.stack([v.detach().double() for v in values]).sum())
+
+
+# ------------------------------------------------------------------------------- proxies
+
+
+@_proxy("grad_norm", needs=("grad",), worst=0.0)
+def _grad_norm(run: _Run) -> float:
+    """Σ over conv / linear layers of ‖∂L/∂W‖₂ (SamsungLabs/zero-cost-nas ``grad_norm``,
+    Abdelfattah et al. 2021)."""
+    s = run.shared
+    return math.nan if s.silent else _sum([g.norm() for g in s.grads])
+
+
+@_proxy("snip", needs=("grad",), worst=0.0)
+def _snip(run: _Run) -> float:
+    """SNIP (Lee et al. 2019) as zero-cost-nas ``snip``: Σ |∂L/∂m| for a multiplicative mask
+    m = 1 on every weight, which equals Σ |W ⊙ ∂L/∂W| (computed that way: no mask layers)."""
+    s = run.shared
+    if s.silent:
+        return math.nan
+    return _sum([(w * g).abs().sum() for w, g in zip(s.weights, s.grads, strict=True)])
+
+
+@_proxy("grasp", needs=("grasp",))
+def _grasp_proxy(run: _Run) -> float:
+    """GraSP (Wang et al. 2020) as zero-cost-nas ``grasp``: with g = ∂L/∂W and Hg the
+    Hessian-gradient product, Σ −W ⊙ Hg, the sign zero-cost-nas chose so that higher
+    correlates with accuracy. Deviation: g and Hg come from one forward pass (the reference
+    runs two identical ones: with one batch, T = 1 and ``num_iters`` = 1 they give the same
+    numbers)."""
+    return run.shared.grasp
+
+
+@_proxy("fisher", needs=("fisher",), worst=0.0)
+def _fisher_proxy(run: _Run) -> float:
+    """Fisher (Theis et al. 2018, Turner et al. 2020) as zero-cost-nas ``fisher``: for the
+    output a of each conv / linear layer, per channel 0.5 · mean over the batch of
+    (Σ_spatial a · ∂L/∂a)²; each channel's value is broadcast to the weights of that output
+    channel before the sum, as there (so a channel counts ``weight[0].numel()`` times).
+    Deviations: forward hooks on the layers instead of an identity inserted after each; for a
+    linear layer on (N, …, C) inputs the middle dimensions are summed like spatial ones (the
+    reference assumes (N, C))."""
+    return run.shared.fisher
+
+
+@_proxy("synflow", batch_size=None, worst=-1000.0)
+def _synflow(run: _Run) -> float:
+    """SynFlow (Tanaka et al. 2020) as zero-cost-nas ``synflow``: BatchNorm bypassed, every
+    parameter and buffer replaced by its absolute value, float64, one all-ones input;
+    R = Σ output, score Σ |W ⊙ ∂R/∂W| over conv / linear weights. Reported as the natural log
+    of that sum: the raw value overflows float32 for deep networks and spans hundreds of
+    orders of magnitude; the log keeps the ranking. A zero sum (no path from input to output)
+    or an overflowing one gets the floor."""
+    net = _copy(run.model)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.forward = _identity  # type: ignore[method-assign]
+    with torch.no_grad():
+        for t in net.state_dict().values():
+            t.abs_()
+    net.double()
+    device = run.batches[0][0].device
+    out = net(torch.ones((1, *run.input_shape), dtype=torch.float64, device=device))
+    if not out.requires_grad:
+        return math.nan
+    out.sum().backward()
+    total = _sum([(m.weight * m.weight.grad).abs().sum() for m in _layers(net)
+                  if m.weight.grad is not None])
+    return math.log(total) if 0 < total < math.inf else math.nan
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@_proxy("jacob_cov", needs=("jacobian",))
+def _jacob_cov(run: _Run) -> float:
+    """jacob_cov (Mellor et al. 2021 v1, zero-cost-nas ``jacob_cov``): J = ∂(Σ output)/∂x per
+    sample, the eigenvalues v of the samples' correlation matrix of J, and
+    −Σ (log(v + k) + 1/(v + k)) with k = 1e-5. Deviation: ``eigvalsh`` (the matrix is
+    symmetric) where the reference calls the general ``eig``."""
+    jac = run.shared.jacobian
+    with np.errstate(all="ignore"):
+        corr = np.atleast_2d(np.corrcoef(jac))
+        if not np.isfinite(corr).all():
+            return math.nan
+        v = np.linalg.eigvalsh(corr)
+        return -float(np.sum(np.log(v + _K) + 1.0 / (v + _K)))
+
+
+@_proxy("nwot", needs=("relu",), batch_size=128, worst=0.0)
+def _nwot(run: _Run) -> float:
+    """NASWOT (Mellor et al. 2021 v2, BayesWatch/nas-without-training ``hook_logdet``): for
+    each sample the binary code of which inputs of every ReLU are > 0; K_ij = Σ over ReLUs of
+    the number of units where samples i and j agree; score log|det K|. As there, only ReLUs
+    that the backward pass from the output reaches count (found by walking the autograd
+    graph rather than running the backward) and the batch is 128. Deviation: ReLUs are the
+    leaf modules whose type name contains "ReLU" (ReLU, ReLU6, LeakyReLU…); the reference's
+    substring test also hooks composite blocks such as NAS-Bench-201's ``ReLUConvBN``,
+    counting their input twice (NASLib excludes those too). K is an integer matrix, so a
+    non-singular K has log|det K| ≥ 0: a singular one (or a network without ReLUs) gets 0."""
+    sign, logdet = torch.linalg.slogdet(run.shared.kernel)
+    return float(logdet) if float(sign) != 0 else math.nan
+
+
+@_proxy("zen", batch_size=64, repeats=1)
+def _zen(run: _Run) -> float:
+    """Zen-score (Lin et al. 2021, idstcv/ZenNAS ``compute_zen_score``): weights re-drawn
+    (``_gaussian_init``), Gaussian inputs x and x + γε with γ = 0.01 in training mode;
+    log of the batch mean of Σ_{C,H,W} |f(x) − f(x + γε)| plus Σ over BatchNorm2d of
+    log √mean(running_var), f the feature map before global average pooling. ``repeats``
+    draws are averaged: ZenNAS's search uses 1 (its stand-alone script 32). Deviations: f is
+    the input of the last ``AdaptiveAvgPool2d`` called (ZenNAS's ``forward_pre_GAP``), or of
+    the last ``Linear`` called where the network pools otherwise; the draws come from a
+    generator seeded with ``seed`` (weights in module order, then x, then ε); BN statistics
+    are reset first, as the reference scores freshly built networks."""
+    net = _copy(run.model)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            m.reset_running_stats()
+    seen: list[tuple[bool, torch.Tensor]] = []
+
+    def keep(m: nn.Module, inp: tuple[torch.Tensor, ...], _out: Any) -> None:
+        seen.append((isinstance(m, nn.AdaptiveAvgPool2d), inp[0].detach()))
+
+    handles = [m.register_forward_hook(keep) for m in net.modules()
+               if isinstance(m, (nn.AdaptiveAvgPool2d, nn.Linear))]
+
+    def features(x: torch.Tensor) -> torch.Tensor | None:
+        seen.clear()
+        net(x)
+        pooled = [t for is_pool, t in seen if is_pool]
+        return pooled[-1] if pooled else (seen[-1][1] if seen else None)
+
+    x = run.batches[0][0]
+    gen = torch.Generator(device=x.device).manual_seed(run.seed)
     scores = []
     try:
-        for _ in range(repeats):
-            with torch.no_grad():
-                for m in model.modules():
-                    if isinstance(m, _LAYERS):
-                        m.weight.normal_(generator=gen)
-                        if m.bias is not None:
-                            m.bias.zero_()
-                    elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
-                        m.weight.fill_(1.0)
-                        m.bias.zero_()
-                a = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-                b = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-                feats.clear()
-                model(a)
-                model(a + mixup_gamma * b)
-                delta = float((feats[0] - feats[1]).abs().mean())
+        with torch.no_grad():
+            for _ in range(run.repeats["zen"]):
+                _gaussian_init(net, gen)
+                a = torch.randn(x.shape, generator=gen, device=x.device, dtype=torch.float32)
+                b = torch.randn(x.shape, generator=gen, device=x.device, dtype=torch.float32)
+                fa, fb = features(a), features(a + 0.01 * b)
+                if fa is None or fb is None:
+                    return math.nan
+                delta = float((fa - fb).abs().flatten(1).sum(1).mean())
                 bn = sum(math.log(math.sqrt(float(m.running_var.mean())))
-                         for m in model.modules()
-                         if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                         and m.running_var is not None)
-                scores.append(math.log(delta) + bn if delta > 0 else -math.inf)
+                         for m in net.modules()
+                         if isinstance(m, nn.BatchNorm2d) and m.running_var is not None)
+                scores.append(math.log(delta) + bn if delta > 0 else math.nan)
     finally:
-        handle.remove()
-    return _finite(float(np.mean(scores)))
+        for h in handles:
+            h.remove()
+    return float(np.mean(scores))
 
 
-def zico(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """ZiCo (Li et al. 2023, SLDGroup/ZiCo ``getzico``): the gradient of each conv / linear
-    weight on each of several batches; per layer, Σ over weights with non-zero std of
-    mean|g| / std(g) across batches, and the score Σ over layers of the log of that sum
-    (layers whose sum is 0 are skipped, as there). Needs at least two batches."""
-    model = _copy(model)
-    weights = _weights(model)
-    per_batch: list[list[np.ndarray]] = []
-    for bx, by in batches:
-        model.zero_grad()
-        F.cross_entropy(model(bx), by).backward()
-        per_batch.append([(w.grad if w.grad is not None else torch.zeros_like(w))
-                          .detach().reshape(-1).cpu().double().numpy() for w in weights])
-    total = 0.0
-    for i in range(len(weights)):
-        grads = np.stack([b[i] for b in per_batch])
-        std = grads.std(axis=0)
+@_proxy("zico", multi_batch=True, worst=FLOOR)
+def _zico(run: _Run) -> float:
+    """ZiCo (Li et al. 2023, SLDGroup/ZiCo ``getzico``): the cross-entropy gradient of every
+    conv / linear weight on each of several batches (ZiCo's search uses 2); per layer,
+    s = Σ over weights whose gradient varies across batches of mean|g| / std(g); the score
+    is Σ over layers with s ≠ 0 of log s. Given one batch, its two halves are the batches
+    (NASLib's convention). No layer with varying gradients (a network whose gradients are
+    zero) gets the floor, where the reference returns 0."""
+    pairs = run.batches if len(run.batches) >= 2 else _halves(run.batches[0])
+    grads = [run.grads(x, y, first=i == 0 and len(run.batches) >= 2)
+             for i, (x, y) in enumerate(pairs)]
+    total, used = 0.0, 0
+    for per_layer in zip(*grads, strict=True):
+        g = torch.stack([t.reshape(-1) for t in per_layer]).double()
+        std = g.std(0, unbiased=False)
         nz = std != 0
-        s = float(np.sum(np.abs(grads).mean(axis=0)[nz] / std[nz]))
+        s = float((g.abs().mean(0)[nz] / std[nz]).sum())
         if s != 0:
             total += math.log(s)
-    return _finite(total) if total != 0 else WORST
+            used += 1
+    return total if used else math.nan
 
 
-def l2_norm(model: nn.Module) -> float:
-    """zero-cost-nas ``l2_norm``: Σ over conv / linear layers of ‖W‖₂ at initialization."""
-    return sum(float(w.detach().norm()) for w in _weights(model))
+def _halves(batch: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    x, y = batch
+    h = len(x) // 2
+    return [(x[:h], y[:h]), (x[h:], y[h:])]
 
 
-PROXIES = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "nwot", "zen",
-           "zico", "epe_nas", "l2_norm", "plain", "swap", "params", "flops", "vote")
+@_proxy("epe_nas", needs=("jacobian",), batch_size=256, worst=0.0)
+def _epe_nas(run: _Run) -> float:
+    """EPE-NAS (Lopes et al. 2021, VascoLopes/EPE-NAS ``eval_score_perclass``): the input
+    Jacobians J of jacob_cov grouped by label; per class c, s_c = Σ log(|corr(J_c)| + k),
+    k = 1e-5 (a class with one sample gives log(1 + k), as ``corrcoef`` of one row is 1); the
+    score is Σ_c |s_c| for up to 100 classes, else the mean over classes of Σ_c' |s_c − s_c'|
+    with s_c divided by the class's sample count. Deviation: the class count is the network's
+    number of outputs; the reference's script never passes it, so it always took the first
+    branch. Its batch is 256."""
+    labels = run.batches[0][1].detach().cpu().numpy()
+    jac = run.shared.jacobian
+    many = run.shared.num_classes > 100
+    per_class = []
+    with np.errstate(all="ignore"):
+        for c in np.unique(labels):
+            rows = jac[labels == c]
+            if len(rows) == 1:
+                if many:
+                    continue  # the reference's len() of a 0-d array raises: class skipped
+                per_class.append(math.log(1 + _K))
+                continue
+            corr = np.corrcoef(rows)
+            s = float(np.sum(np.log(np.abs(corr) + _K)))
+            per_class.append(s / len(corr) if many else s)
+    if not per_class:
+        return math.nan
+    v = np.array(per_class)
+    if not many:
+        return float(np.abs(v).sum())
+    return float(np.abs(v[:, None] - v[None, :]).sum() / len(v))
 
 
-def _check(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    unknown = [n for n in names if n not in PROXIES]
-    if unknown:
-        raise ValueError(f"unknown proxy {unknown[0]!r}; known: {', '.join(PROXIES)}")
-    if "vote" in names:
-        raise ValueError("vote ranks a population of architectures, not one network: score "
-                         f"its members ({', '.join(VOTE_DEFAULT)}) and combine them with "
-                         "zero_cost.vote(), or use the zero_cost objective with proxy='vote'")
-    return names
+@_proxy("l2_norm", batch_size=None, worst=0.0)
+def _l2_norm(run: _Run) -> float:
+    """zero-cost-nas ``l2_norm``: Σ over conv / linear layers of ‖W‖₂ of the weights as
+    given."""
+    with torch.no_grad():
+        weights = [m.weight for m in _layers(run.model)]
+        return _sum([w.norm() for w in weights])
 
 
-def score(model: nn.Module, names: str | Sequence[str], *, data: tuple[torch.Tensor,
-          torch.Tensor], seed: int = 0, num_classes: int | None = None) -> dict[str, float]:
-    """The requested proxies of ``model`` (any ``nn.Module`` classifier returning logits) on
-    the minibatch ``data = (x, y)``, as ``{name: float}``; higher is better for every proxy.
-    ``model`` is not modified. ``seed`` fixes the Gaussian draws of ``zen``; ``zico`` splits
-    the batch into two halves (its two batches)."""
-    wanted = _check([names] if isinstance(names, str) else names)
-    x, y = data
-    device = next((p.device for p in model.parameters()), x.device)
-    x, y = x.to(device), y.to(device)
-    classes = num_classes or int(y.max()) + 1
-    want = set(wanted)
-    out: dict[str, float] = {}
+@_proxy("plain", needs=("grad",))
+def _plain(run: _Run) -> float:
+    """zero-cost-nas ``plain``: Σ W ⊙ ∂L/∂W, signed."""
+    s = run.shared
+    if s.silent:
+        return math.nan
+    return _sum([(w * g).sum() for w, g in zip(s.weights, s.grads, strict=True)])
+
+
+@_proxy("swap", batch_size=16, worst=0.0, repeats=32)
+def _swap(run: _Run) -> float:
+    """SWAP-Score (Peng et al. ICLR 2024, pym1024/SWAP ``SampleWiseActivationPatterns``):
+    weights re-drawn (``_gaussian_init``), one forward of the batch in training mode, the
+    sign of every ReLU output whose input is a 4-D feature map; each unit's signs over the
+    batch form a vector and the score is the number of distinct vectors, averaged over
+    ``repeats`` draws (SWAP's evaluation: 32 draws, batch 16). Without the optional
+    parameter-count regulariser, whose μ and σ are tuned per space. Deviations: ReLUs are the
+    leaf modules whose type name contains "ReLU" (the reference: ``nn.ReLU`` only, so ReLU6
+    networks would score nothing); the draws come from a generator seeded with ``seed``;
+    patterns are packed into integers before counting (the same count, much faster)."""
+    net = _copy(run.model)
+    x = run.batches[0][0]
+    outs: list[torch.Tensor] = []
+
+    def keep(_m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        if inp[0].dim() == 4:
+            outs.append(out.detach())
+
+    handles = [m.register_forward_hook(keep) for m in net.modules() if _is_relu(m)]
+    gen = torch.Generator(device=x.device).manual_seed(run.seed)
+    counts = []
+    try:
+        with torch.no_grad():
+            for _ in range(run.repeats["swap"]):
+                _gaussian_init(net, gen)
+                outs.clear()
+                net(x)
+                if not outs:
+                    return math.nan
+                counts.append(_distinct_patterns(outs, len(x)))
+    finally:
+        for h in handles:
+            h.remove()
+    return float(np.mean(counts))
+
+
+def _distinct_patterns(outs: list[torch.Tensor], n: int) -> int:
+    """Number of distinct per-unit sign vectors over the ``n`` samples: each unit's signs are
+    packed into 62-bit integers (one for "> 0", one for "< 0" where any output is negative)."""
+    chunks = [range(i, min(i + 62, n)) for i in range(0, n, 62)]
+    columns = []
+    for out in outs:
+        flat = out.reshape(n, -1)
+        parts = [flat > 0] + ([flat < 0] if bool((flat < 0).any()) else [])
+        cols = []
+        for bits in parts:
+            for chunk in chunks:
+                w = torch.tensor([1 << j for j in range(len(chunk))], dtype=torch.int64,
+                                 device=flat.device)
+                cols.append((bits[chunk.start:chunk.stop].long() * w[:, None]).sum(0))
+        columns.append(torch.stack(cols, 1))
+    width = max(c.shape[1] for c in columns)
+    codes = torch.cat([F.pad(c, (0, width - c.shape[1])) for c in columns])
+    if width == 1:
+        return int(torch.unique(codes[:, 0]).numel())
+    return int(torch.unique(codes, dim=0).shape[0])
+
+
+@_proxy("params", batch_size=None, worst=0.0)
+def _params(run: _Run) -> float:
+    """The parameter count (``nas_hpo.cost.count_params``), the baseline every proxy paper
+    compares against (Abdelfattah et al. 2021; Li et al. 2023)."""
+    return float(cost.count_params(run.model))
+
+
+@_proxy("flops", batch_size=None, worst=0.0)
+def _flops(run: _Run) -> float:
+    """FLOPs of one image (``nas_hpo.cost.count_flops``: PyTorch's counter, 2 per
+    multiply-add), the other size baseline. NASLib counts multiply-adds: half of this."""
+    return float(cost.count_flops(run.net, run.input_shape))
+
+
+#: Every proxy name, ``vote`` last: what a study file's ``proxy`` / ``also_score`` may name.
+PROXIES: tuple[str, ...] = (*_PROXIES, "vote")
+
+
+# ------------------------------------------------------------------------------- scoring
+
+
+def _unique(names: str | Sequence[str]) -> list[str]:
+    names = [names] if isinstance(names, str) else list(names)
+    for n in names:
+        get(n)
+    return list(dict.fromkeys(names))
+
+
+def _as_batches(data: Any, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    pairs = [data] if isinstance(data[0], torch.Tensor) else list(data)
+    if not pairs:
+        raise ValueError("data: give (x, y) or a list of (x, y) batches")
+    return [(x.to(device), y.to(device)) for x, y in pairs]
+
+
+def score(model: nn.Module, names: str | Sequence[str], *,
+          data: tuple[torch.Tensor, torch.Tensor] | Sequence[tuple[torch.Tensor, torch.Tensor]],
+          seed: int = 0, repeats: Mapping[str, int] | None = None) -> Scores:
+    """The proxies ``names`` of ``model`` (any ``nn.Module`` classifier returning logits
+    ``(N, classes)``), higher is better for each; ``model`` is not modified.
+
+    ``data`` is one batch ``(x, y)`` or a list of batches: every proxy scores the first,
+    ``zico`` all of them (or the two halves of a single one). ``seed`` seeds the random
+    draws (zen's and swap's Gaussian weights and inputs; dropout, where a network has it);
+    ``repeats`` overrides the number of draws averaged by zen and swap (``{"swap": 8}``).
+    Returns ``Scores``: ``{name: float}`` in the order asked, with ``.worst`` naming the
+    proxies that got their floor."""
+    wanted = _unique(names)
+    proxies = [_PROXIES[n] for n in wanted]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    draws = {p.name: p.repeats for p in _PROXIES.values() if p.repeats}
+    for name, k in (repeats or {}).items():
+        if name not in draws or int(k) < 1:
+            raise ValueError(f"repeats: {name!r}: {k!r}; give >= 1 draws for one of "
+                             f"{', '.join(draws)}")
+        draws[name] = int(k)
+    run = _Run(model, _as_batches(data, device),
+               frozenset().union(*(p.needs for p in proxies)), seed, draws)
+    raw: dict[str, float] = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        grad_family = want & {"grad_norm", "snip", "plain", "fisher"}
-        if grad_family:
-            out.update(_gradient_family(model, x, y, grad_family))
-        if "grasp" in want:
-            out["grasp"] = grasp(model, x, y)
-        if "synflow" in want:
-            out["synflow"] = synflow(model, x)
-        if want & {"jacob_cov", "epe_nas"}:
-            jac = _input_jacobian(model, x)
-            if "jacob_cov" in want:
-                out["jacob_cov"] = jacob_cov(jac)
-            if "epe_nas" in want:
-                out["epe_nas"] = epe_nas(jac, y.cpu().numpy(), classes)
-        relu_family = want & {"nwot", "swap"}
-        if relu_family:
-            out.update(_relu_family(model, x, relu_family))
-        if "zen" in want:
-            out["zen"] = zen(model, x, seed=seed)
-        if "zico" in want:
-            half = max(1, len(x) // 2)
-            out["zico"] = zico(model, [(x[:half], y[:half]), (x[half:], y[half:])])
-        if "l2_norm" in want:
-            out["l2_norm"] = l2_norm(model)
-        if "params" in want:
-            out["params"] = float(cost.count_params(model))
-        if "flops" in want:
-            out["flops"] = float(cost.count_flops(copy.deepcopy(model).eval(),
-                                                  tuple(x.shape[1:])))
-    return {n: _finite(out[n]) for n in wanted}
+        for p in proxies:
+            raw[p.name] = p.fn(run)
+    values, worst = {}, []
+    for p in proxies:
+        v = float(raw[p.name])
+        if not math.isfinite(v) or v < p.worst:
+            v = p.worst
+            worst.append(p.name)
+        values[p.name] = v
+    return Scores(values, worst)
 
 
 def vote(rows: Sequence[Mapping[str, float]], names: Sequence[str] = VOTE_DEFAULT
          ) -> list[float]:
-    """The ensemble of Abdelfattah et al. 2021: each architecture's mean rank over ``names``
-    within the population ``rows``, as a fraction in [0, 1] (1 = best on every proxy)."""
+    """The ensemble of Abdelfattah et al. 2021 over a population: for each architecture (a
+    row of scores), the mean over ``names`` of its rank percentile among ``rows`` (the
+    fraction of the other rows it beats, ties counting half): 1 = best on every proxy,
+    0 = worst; 0.5 for a population of one."""
+    n = len(rows)
+    if n == 0:
+        return []
+    if n == 1:
+        return [0.5]
     from scipy.stats import rankdata
 
-    if len(rows) < 2:
-        return [1.0] * len(rows)
-    ranks = [(rankdata([r[n] for r in rows]) - 1) / (len(rows) - 1) for n in names]
+    ranks = [(rankdata([float(r[m]) for r in rows]) - 1) / (n - 1) for m in names]
     return [float(v) for v in np.mean(ranks, axis=0)]
 
 
-_DATA: dict[tuple[str, str | None, int], data.Splits] = {}
-
-
-def _splits(dataset: str, data_dir: str | None, split_seed: int) -> data.Splits:
-    key = (dataset, data_dir, split_seed)
-    if key not in _DATA:
-        _DATA[key] = data.load(dataset, data_dir=data_dir, split_seed=split_seed)
-    return _DATA[key]
-
-
-def batch(splits: data.Splits, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` training images drawn with ``seed`` (the same for every architecture of
-    a study, so that all are scored on the same minibatch)."""
+def batches(splits: data.Splits, batch_size: int, n_batches: int, seed: int
+            ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n_batches`` disjoint training batches of ``batch_size`` drawn with ``seed``. The
+    order is one permutation, so a smaller batch size gives the first images of a larger one
+    and every architecture of a study is scored on the same images."""
+    need = batch_size * n_batches
+    if need > len(splits.y_train):
+        raise ValueError(f"batch_size: {n_batches} batch(es) of {batch_size} need {need} "
+                         f"training images; the split has {len(splits.y_train)}")
     gen = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(splits.y_train), generator=gen)[:batch_size]
-    return splits.x_train[idx], splits.y_train[idx]
+    idx = torch.randperm(len(splits.y_train), generator=gen)
+    return [(splits.x_train[idx[i * batch_size:(i + 1) * batch_size]],
+             splits.y_train[idx[i * batch_size:(i + 1) * batch_size]]) for i in range(n_batches)]
 
 
-def score_config(space: SearchSpace, config: Mapping[str, Any], names: Sequence[str], *,
-                 dataset: str = data.DEFAULT, data_dir: str | None = None, seed: int = 0,
-                 batch_size: int = 64, device: str = "cpu", split_seed: int = 0
-                 ) -> dict[str, float]:
-    """The proxies of ``config``'s network: built for ``dataset``'s input with weights drawn
-    from ``seed``, scored on a ``batch_size`` minibatch of its training split drawn from
-    ``seed`` (what ``also_score``, warm starts and ``nas-hpo correlate`` use)."""
-    splits = _splits(dataset, data_dir, split_seed)
+def score_config(space: SearchSpace, config: Mapping[str, Any], names: str | Sequence[str], *,
+                 dataset: str = data.DEFAULT, data_dir: str | None = None,
+                 download: bool = True, split_seed: int = 0, seed: int = 0,
+                 data_seed: int | None = None, batch_size: int | None = None,
+                 n_batches: int = 2, device: str = "cpu",
+                 repeats: Mapping[str, int] | None = None) -> Scores:
+    """The proxies ``names`` of ``config``'s network, built for ``dataset``'s input after
+    ``torch.manual_seed(seed)``, scored on batches of its training split drawn with
+    ``data_seed`` (``seed`` where ``None``).
+
+    With ``batch_size=None`` each proxy gets its reference's batch size (``Proxy.batch_size``)
+    and proxies with the same one share their passes; ``zico`` gets ``n_batches`` batches.
+    This is what the ``zero_cost`` objective, ``also_score``, warm starts and
+    ``nas-hpo correlate`` call."""
+    wanted = _unique(names)
+    splits = data.load(dataset, data_dir=data_dir, download=download, split_seed=split_seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = space.build(dict(config), input_shape=splits.input_shape,
-                            num_classes=splits.num_classes).to(device)
-    return score(model, names, data=batch(splits, batch_size, seed), seed=seed,
-                 num_classes=splits.num_classes)
+                            num_classes=splits.num_classes)
+    model = model.to(device)
+    groups: dict[int, list[str]] = {}
+    free = []
+    for name in wanted:
+        size = batch_size or _PROXIES[name].batch_size
+        if size is None:
+            free.append(name)
+        else:
+            groups.setdefault(size, []).append(name)
+    if free:  # data-free proxies (they read the input shape only) join any group
+        groups.setdefault(next(iter(groups), 1), []).extend(free)
+    out: dict[str, float] = {}
+    worst: set[str] = set()
+    draw_seed = seed if data_seed is None else data_seed
+    for size, group in groups.items():
+        k = n_batches if any(_PROXIES[n].multi_batch for n in group) else 1
+        got = score(model, group, data=batches(splits, size, k, draw_seed), seed=seed,
+                    repeats=repeats)
+        out.update(got)
+        worst |= got.worst
+    return Scores({n: out[n] for n in wanted}, [n for n in wanted if n in worst])
+
+
+# ------------------------------------------------------------------------------- objective
 
 
 @register("zero_cost")
 @dataclass(frozen=True)
 class ZeroCost(Objective):
-    """Proxies of the untrained network as the study's values (one per proxy, maximized).
+    """Zero-cost proxies of the untrained network as the study's values, one per proxy, each
+    maximized.
 
-    ``proxy`` is a name or a list; ``"vote"`` is the mean rank of ``vote_of`` among the
-    architectures this objective scored so far in this process (a running population: the
-    first architecture gets 1.0, and a value depends on what came before it)."""
+    The network is built with the trial's seed (``ctx.seed``), as every objective does;
+    the batches come from the training split drawn with ``data_seed``, the same images for
+    every architecture of the study (``None``: drawn per trial from ``ctx.seed``). Every
+    computed proxy is stored as ``zc_<name>``, with ``zc_worst`` (the proxies floored),
+    ``zc_time_s`` and ``zc_data`` (what was scored).
+
+    ``"vote"`` is the mean rank percentile of the ``vote_of`` proxies of this architecture
+    among the completed trials of the study that stored them, itself included (outside an
+    Optuna study, e.g. in a Ray worker, among the architectures this objective scored in
+    this process). It is the population vote of Abdelfattah et al. 2021 as far as the
+    population is known when the trial runs: early trials are ranked among few, so the
+    value of the same architecture drifts as the study grows; ``vote(rows)`` over the final
+    ``zc_*`` attributes gives the vote over the whole population."""
 
     proxy: str | list[str] = "synflow"
     dataset: str = data.DEFAULT
     data_dir: str | None = None
+    download: bool = True
     split_seed: int = 0
-    batch_size: int = 64
+    batch_size: int | None = None
+    n_batches: int = 2
+    data_seed: int | None = 0
     device: str = "cpu"
     vote_of: list[str] | tuple[str, ...] = VOTE_DEFAULT
+    repeats: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         names = [self.proxy] if isinstance(self.proxy, str) else list(self.proxy)
         if not names:
             raise ValueError("proxy: give at least one of " + ", ".join(PROXIES))
-        _check([n for n in names if n != "vote"] + [n for n in self.vote_of])
+        if len(set(names)) != len(names):
+            raise ValueError(f"proxy: {names!r} names a proxy twice")
+        for key, given in (("proxy", [n for n in names if n != "vote"]),
+                           ("vote_of", list(self.vote_of))):
+            for n in given:
+                if n not in _PROXIES:
+                    raise ValueError(f"{key}: unknown zero-cost proxy {n!r}; known: "
+                                     f"{', '.join(PROXIES if key == 'proxy' else _PROXIES)}")
+        if "vote" in names and not self.vote_of:
+            raise ValueError("vote_of: give the proxies that vote")
         if self.dataset not in data.names():
             raise ValueError(f"dataset: unknown {self.dataset!r}; known: {', '.join(data.names())}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
-        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
+        if self.batch_size is not None and self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (BatchNorm and correlations need two "
+                             f"samples), got {self.batch_size}")
+        if self.n_batches < 1:
+            raise ValueError(f"n_batches must be >= 1, got {self.n_batches}")
+        draws = [p.name for p in _PROXIES.values() if p.repeats]
+        for name, k in (self.repeats or {}).items():
+            if name not in draws or not isinstance(k, int) or k < 1:
+                raise ValueError(f"repeats: {name} = {k!r}; give >= 1 draws for one of "
+                                 f"{', '.join(draws)}")
+        try:
+            dev = torch.device(self.device)
+        except RuntimeError as e:
+            raise ValueError(f"device: {e}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device: {self.device!r} asked for, but CUDA is not available")
         object.__setattr__(self, "directions", ("maximize",) * len(names))
         object.__setattr__(self, "_names", names)
@@ -467,23 +889,50 @@ class ZeroCost(Objective):
     def cost_device(self) -> str:  # type: ignore[override]
         return self.device
 
+    def _splits(self) -> data.Splits:
+        return data.load(self.dataset, data_dir=self.data_dir, download=self.download,
+                         split_seed=self.split_seed)
+
     def model_input(self) -> tuple[tuple[int, ...], int]:
-        splits = _splits(self.dataset, self.data_dir, self.split_seed)
+        splits = self._splits()
         return splits.input_shape, splits.num_classes
 
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
         names: list[str] = self._names  # type: ignore[attr-defined]
-        direct = [n for n in names if n != "vote"]
-        needed = list(dict.fromkeys(direct + (list(self.vote_of) if "vote" in names else [])))
+        members = list(self.vote_of) if "vote" in names else []
+        needed = list(dict.fromkeys([n for n in names if n != "vote"] + members))
+        data_seed = ctx.seed if self.data_seed is None else self.data_seed
         start = time.perf_counter()
-        scores = score_config(space, config, needed, dataset=self.dataset,
-                              data_dir=self.data_dir, seed=ctx.seed, batch_size=self.batch_size,
-                              device=self.device, split_seed=self.split_seed)
-        if "vote" in names:
-            seen: list[dict[str, float]] = self._seen  # type: ignore[attr-defined]
-            seen.append({n: scores[n] for n in self.vote_of})
-            scores["vote"] = vote(seen, self.vote_of)[-1]
-        attrs: dict[str, Any] = {f"zc_{k}": v for k, v in scores.items()}
+        scores = score_config(
+            space, config, needed, dataset=self.dataset, data_dir=self.data_dir,
+            download=self.download, split_seed=self.split_seed, seed=ctx.seed,
+            data_seed=data_seed, batch_size=self.batch_size, n_batches=self.n_batches,
+            device=self.device, repeats=self.repeats,
+        )
+        values = dict(scores)
+        if members:
+            values["vote"] = self._vote({m: scores[m] for m in members}, ctx)
+        attrs: dict[str, Any] = {f"zc_{k}": v for k, v in values.items()}
+        attrs["zc_worst"] = sorted(scores.worst)
         attrs["zc_time_s"] = round(time.perf_counter() - start, 4)
-        return Result(tuple(scores[n] for n in names), attrs)
+        attrs["zc_data"] = {
+            "dataset": self.dataset,
+            "data_seed": data_seed,
+            "batch_size": {n: self.batch_size or _PROXIES[n].batch_size for n in needed},
+            "n_batches": self.n_batches,
+        }
+        return Result(tuple(values[n] for n in names), attrs)
 
+    def _vote(self, row: dict[str, float], ctx: Context) -> float:
+        study = getattr(getattr(ctx, "trial", None), "study", None)
+        if study is not None:
+            import optuna
+
+            keys = [f"zc_{m}" for m in self.vote_of]
+            trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            population = [{m: t.user_attrs[k] for m, k in zip(self.vote_of, keys, strict=True)}
+                          for t in trials if all(k in t.user_attrs for k in keys)]
+        else:
+            population = list(self._seen)  # type: ignore[attr-defined]
+            self._seen.append(row)  # type: ignore[attr-defined]
+        return vote([*population, row], self.vote_of)[-1]

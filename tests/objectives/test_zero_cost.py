@@ -1,5 +1,5 @@
-"""Zero-cost proxies against values computed independently here, their invariants, and the
-``zero_cost`` objective in a study."""
+"""Zero-cost proxies against values computed independently here (closed forms, NumPy, plain
+autograd on hand-built networks), their invariants, and the ``zero_cost`` objective."""
 
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ import torch
 from torch import nn
 
 import nas_hpo
-from nas_hpo import spaces
+from nas_hpo import data, spaces
+from nas_hpo.objectives import Context
 from nas_hpo.objectives import zero_cost as zc
 
 ALL = [n for n in zc.PROXIES if n != "vote"]
-
-
-def two_layer(seed: int = 0, d: int = 5, h: int = 4, c: int = 3) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d, h, bias=False), nn.ReLU(), nn.Linear(h, c, bias=False))
+K = 1e-5
 
 
 def batch(n: int = 8, d: int = 5, c: int = 3, seed: int = 1):
@@ -27,151 +24,351 @@ def batch(n: int = 8, d: int = 5, c: int = 3, seed: int = 1):
     return torch.randn(n, d, generator=g), torch.arange(n) % c
 
 
-def test_synflow_of_a_two_layer_linear_net_in_closed_form():
-    # Without the ReLU: R = 1ᵀ|W2||W1|1, and each layer's Σ|W ⊙ ∂R/∂W| equals R.
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def linear_classifier(seed: int = 0, d: int = 5, c: int = 3):
+    torch.manual_seed(seed)
+    net = nn.Linear(d, c)
+    w, b = (t.detach().double().numpy() for t in (net.weight, net.bias))
+    return net, w, b
+
+
+def ce_grad(w, b, x, y):
+    """∂ mean cross-entropy / ∂W of a linear classifier, and its softmax outputs."""
+    p = softmax(x @ w.T + b)
+    return (p - np.eye(w.shape[0])[y]).T @ x / len(x), p
+
+
+# ------------------------------------------------------------------ each proxy by hand
+
+
+def test_synflow_bypasses_bn_and_takes_abs_weights_in_closed_form():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(5, 4, bias=False), nn.Linear(4, 3, bias=False))
-    w1 = net[0].weight.detach().abs().double().numpy()
-    w2 = net[1].weight.detach().abs().double().numpy()
-    r = np.ones(3) @ w2 @ w1 @ np.ones(5)
-    got = zc.score(net, "synflow", data=batch())["synflow"]
-    assert got == pytest.approx(math.log(2 * r), rel=1e-12)
+    net = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
+    with torch.no_grad():  # a BN that would change R if it were not bypassed
+        net[1].weight.fill_(-5.0)
+        net[1].running_var.fill_(9.0)
+    a1, c1, a2 = (t.detach().abs().double().numpy()
+                  for t in (net[0].weight, net[0].bias, net[3].weight))
+    # R = 1ᵀ(|W2| relu(|W1| 1 + |b1|) + |b2|); Σ|W1 ⊙ ∂R/∂W1| = 1ᵀ|W2||W1|1 and
+    # Σ|W2 ⊙ ∂R/∂W2| = 1ᵀ|W2|(|W1|1 + |b1|); biases are not summed.
+    want = 2 * np.ones(3) @ a2 @ a1 @ np.ones(5) + np.ones(3) @ a2 @ c1
+    before = net[0].weight.detach().clone()
+    got = zc.score(net, "synflow", data=batch())
+    assert got["synflow"] == pytest.approx(math.log(want), rel=1e-12)
+    assert torch.equal(net[0].weight, before) and (before < 0).any()
 
 
 def test_snip_grad_norm_plain_of_a_linear_classifier_by_hand():
-    torch.manual_seed(0)
-    net = nn.Linear(5, 3, bias=False)
+    net, w, b = linear_classifier()
     x, y = batch()
-    w = net.weight.detach().double().numpy()
-    xs = x.double().numpy()
-    logits = xs @ w.T
-    p = np.exp(logits - logits.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    onehot = np.eye(3)[y.numpy()]
-    grad = (p - onehot).T @ xs / len(xs)  # ∂ mean CE / ∂W
+    g, _ = ce_grad(w, b, x.double().numpy(), y.numpy())
     got = zc.score(net, ["snip", "grad_norm", "plain"], data=(x, y))
-    assert got["snip"] == pytest.approx(np.abs(w * grad).sum(), rel=1e-5)
-    assert got["grad_norm"] == pytest.approx(np.linalg.norm(grad), rel=1e-5)
-    assert got["plain"] == pytest.approx((w * grad).sum(), rel=1e-4, abs=1e-7)
+    assert got["snip"] == pytest.approx(np.abs(w * g).sum(), rel=1e-5)
+    assert got["grad_norm"] == pytest.approx(np.linalg.norm(g), rel=1e-5)
+    assert got["plain"] == pytest.approx((w * g).sum(), rel=1e-4, abs=1e-7)
+    assert not got.worst
+
+
+def test_grasp_is_minus_w_times_hessian_gradient_product_by_hand():
+    net, w, b = linear_classifier(seed=2)
+    x, y = batch(n=10, seed=3)
+    xs = x.double().numpy()
+    g, p = ce_grad(w, b, xs, y.numpy())
+    # H g for softmax cross-entropy: (1/N) Σ_n (diag p_n − p_n p_nᵀ)(g x_n) x_nᵀ.
+    hg = sum(np.outer((np.diag(pn) - np.outer(pn, pn)) @ (g @ xn), xn)
+             for pn, xn in zip(p, xs, strict=True)) / len(xs)
+    got = zc.score(net, "grasp", data=(x, y))["grasp"]
+    assert got == pytest.approx(float((-w * hg).sum()), rel=1e-4)
+
+
+def test_fisher_broadcasts_channel_values_to_their_weights():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(6, 1, 6, 6, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
+    a1 = net[0](x)
+    a1.retain_grad()
+    a2 = net[2](net[1](a1))
+    a2.retain_grad()
+    nn.functional.cross_entropy(a2, y).backward()
+    g1, g2 = a1.grad, a2.grad
+    a1, a2 = a1.detach(), a2.detach()
+    conv = 0.5 * ((a1 * g1).sum((2, 3)) ** 2).mean(0).sum() * 9  # 1×3×3 weights/channel
+    lin = 0.5 * ((a2 * g2) ** 2).mean(0).sum() * 32  # 32 inputs per output
+    net.zero_grad()
+    got = zc.score(net, "fisher", data=(x, y))["fisher"]
+    assert got == pytest.approx(float(conv + lin), rel=1e-5)
+
+
+def test_jacob_cov_of_a_linear_net_in_closed_form():
+    # y = W x + b: every sample's input Jacobian of Σ y is the column sums of W, so the
+    # correlation matrix is all ones with eigenvalues (n, 0, ..., 0).
+    net, _, _ = linear_classifier()
+    n = 6
+    want = -((math.log(n + K) + 1 / (n + K)) + (n - 1) * (math.log(K) + 1 / K))
+    assert zc.score(net, "jacob_cov", data=batch(n=n))["jacob_cov"] == pytest.approx(want)
+
+
+def test_epe_nas_per_class_correlations():
+    # Linear: identical Jacobians, |corr| = 1 everywhere, s_c = m_c² log(1 + k); the class of
+    # one sample counts log(1 + k) as in the reference.
+    net, _, _ = linear_classifier()
+    x, _ = batch(n=6)
+    y = torch.tensor([0, 0, 0, 1, 2, 2])
+    want = (9 + 1 + 4) * math.log(1 + K)
+    assert zc.score(net, "epe_nas", data=(x, y))["epe_nas"] == pytest.approx(want)
+    # A ReLU network, Jacobians taken one sample at a time.
+    torch.manual_seed(1)
+    mlp = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    x, y = batch(n=12, seed=7)
+    jac = np.stack([torch.autograd.functional.jacobian(lambda v: mlp(v[None]).sum(), xi)
+                    .numpy() for xi in x]).astype(np.float64)
+    s = [np.log(np.abs(np.corrcoef(jac[y.numpy() == c])) + K).sum() for c in range(3)]
+    assert zc.score(mlp, "epe_nas", data=(x, y))["epe_nas"] == pytest.approx(
+        np.abs(s).sum(), rel=1e-6)
+
+
+class ReLUWrap(nn.Sequential):
+    """A composite block named like NAS-Bench-201's ReLUConvBN: only its inner ReLU counts."""
+
+
+class DeadBranch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3, bias=False)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.eye(3))
+        self.act = ReLUWrap(nn.ReLU())
+        self.dead = nn.ReLU()
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        self.dead(-h)  # a ReLU whose output never reaches the logits: NASWOT skips it
+        return self.head(self.act(h))
 
 
 def test_naswot_kernel_on_known_activation_patterns():
-    # An identity layer before the ReLU: the codes are the signs of the inputs themselves.
-    net = nn.Sequential(nn.Linear(3, 3, bias=False), nn.ReLU(), nn.Linear(3, 2))
-    with torch.no_grad():
-        net[0].weight.copy_(torch.eye(3))
     x = torch.tensor([[1.0, -1, 1], [1, 1, -1], [-1, -1, -1], [1, 1, 1]])
     codes = (x.numpy() > 0).astype(float)
     k = codes @ codes.T + (1 - codes) @ (1 - codes).T  # agreements of each pair of codes
     assert k[0, 1] == 1 and k[2, 3] == 0 and k[0, 0] == 3
-    got = zc.score(net, "nwot", data=(x, torch.tensor([0, 1, 0, 1])))["nwot"]
-    assert got == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-9)
-    # swap: distinct per-neuron sign vectors over the 4 samples (3 neurons, all different).
-    assert zc.score(net, "swap", data=(x, torch.zeros(4, dtype=torch.long)))["swap"] == 3
+    got = zc.score(DeadBranch(), "nwot", data=(x, torch.tensor([0, 1, 0, 1])))["nwot"]
+    assert got == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-12)
 
 
-def test_jacob_cov_of_a_linear_net_in_closed_form():
-    # y = Σ W x: every sample's input Jacobian is the column sums of W, so the correlation
-    # matrix is all ones with eigenvalues (n, 0, ..., 0).
+@pytest.mark.parametrize("act, n", [(nn.ReLU, 9), (nn.LeakyReLU, 9), (nn.ReLU, 70)])
+def test_swap_counts_distinct_sign_patterns_of_4d_relus(act, n):
+    # The first activation sees the input itself, so its patterns do not depend on the
+    # Gaussian weights; the one after Flatten has a 2-D input and does not count.
+    net = nn.Sequential(act(), nn.Conv2d(1, 1, 1), nn.Flatten(), nn.ReLU(), nn.Linear(9, 3))
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, 1, 3, 3, generator=g)
+    x[:, 0, 0, :2] = x[:, 0, 1, :2]  # two pixels with the same pattern as two others
+    signs = np.sign(act()(x).numpy().reshape(n, -1))
+    want = len(np.unique(signs.T, axis=0))
+    assert want == 7
+    got = zc.score(net, "swap", data=(x, torch.zeros(n, dtype=torch.long)),
+                   repeats={"swap": 2})
+    assert got["swap"] == want
+
+
+def test_zen_reproduced_by_hand():
+    net = nn.Sequential(nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
+    with torch.no_grad():
+        net[1].running_var.fill_(7.0)  # reset first: the reference scores fresh networks
+    shape = (8, 1, 4, 4)
+    x = torch.zeros(shape)  # zen draws Gaussian inputs of this shape; the pixels are unused
+    # The documented draw order: conv weight, linear weight, then x and ε.
+    g = torch.Generator().manual_seed(11)
+    w = torch.empty(2, 1, 1, 1).normal_(generator=g).numpy()[:, 0, 0, 0]
+    torch.empty(3, 2).normal_(generator=g)
+    a = torch.randn(shape, generator=g).double().numpy()
+    b = torch.randn(shape, generator=g).double().numpy()
+    running = np.ones(2)
+
+    def features(inp):
+        nonlocal running
+        c = inp[:, 0][:, None] * w[None, :, None, None]  # (N, 2, H, W)
+        mean, var = c.mean((0, 2, 3)), c.var((0, 2, 3))
+        m = c[:, 0].size
+        running = 0.9 * running + 0.1 * var * m / (m - 1)
+        return (c - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
+
+    delta = np.abs(features(a) - features(a + 0.01 * b)).sum((1, 2, 3)).mean()
+    want = math.log(delta) + math.log(math.sqrt(running.mean()))
+    got = zc.score(net, "zen", data=(x, torch.zeros(8, dtype=torch.long)), seed=11)["zen"]
+    assert got == pytest.approx(want, rel=1e-4)
+    assert net[1].running_var.eq(7.0).all()
+
+
+def test_zico_by_hand_on_two_batches_and_on_halves():
     torch.manual_seed(0)
-    net = nn.Linear(5, 3, bias=False)
-    n, k = 6, 1e-5
-    x, y = batch(n=n)
-    want = -((math.log(n + k) + 1 / (n + k)) + (n - 1) * (math.log(k) + 1 / k))
-    assert zc.score(net, "jacob_cov", data=(x, y))["jacob_cov"] == pytest.approx(want, rel=1e-6)
-
-
-def test_params_and_flops_are_exact():
-    net = two_layer()
-    got = zc.score(net, ["params", "flops"], data=batch())
-    assert got == {"params": 5 * 4 + 4 * 3, "flops": 2 * (5 * 4 + 4 * 3)}
-
-
-def test_l2_norm_and_zico_by_hand():
-    net = two_layer()
-    want = sum(float(m.weight.detach().norm()) for m in net if isinstance(m, nn.Linear))
-    assert zc.score(net, "l2_norm", data=batch())["l2_norm"] == pytest.approx(want)
+    net = nn.Sequential(nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False))
     x, y = batch(n=8)
     grads = []
     for bx, by in ((x[:4], y[:4]), (x[4:], y[4:])):
         net.zero_grad()
         nn.functional.cross_entropy(net(bx), by).backward()
-        grads.append([m.weight.grad.flatten().numpy().copy() for m in (net[0], net[2])])
+        grads.append([m.weight.grad.flatten().double().numpy().copy() for m in (net[0], net[2])])
+    net.zero_grad()
     want = 0.0
     for i in range(2):
         g = np.stack([grads[0][i], grads[1][i]])
         nz = g.std(0) != 0
         want += math.log(np.sum(np.abs(g).mean(0)[nz] / g.std(0)[nz]))
-    assert zc.score(net, "zico", data=(x, y))["zico"] == pytest.approx(want, rel=1e-5)
+    assert zc.score(net, "zico", data=(x, y))["zico"] == pytest.approx(want, rel=1e-6)
+    two = [(x[:4], y[:4]), (x[4:], y[4:])]
+    assert zc.score(net, "zico", data=two)["zico"] == pytest.approx(want, rel=1e-6)
 
 
-def _nb201_model(arch: dict | None = None, seed: int = 0) -> tuple[nn.Module, tuple]:
+def test_l2_norm_params_and_flops_are_exact():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3, bias=False))
+    got = zc.score(net, ["l2_norm", "params", "flops"], data=batch())
+    want = float(net[0].weight.norm()) + float(net[2].weight.norm())
+    assert got["l2_norm"] == pytest.approx(want)
+    assert got["params"] == 5 * 4 + 4 + 4 * 3
+    assert got["flops"] == 2 * (5 * 4 + 4 * 3)
+
+
+# ------------------------------------------------------------------ invariants
+
+
+def nb201_model(config: dict | None = None, seed: int = 0):
     space = spaces.get("nb201", C=4, N=1)
-    config = arch or space.sample(seed=seed)
     torch.manual_seed(seed)
-    model = space.build(config, input_shape=(1, 8, 8), num_classes=10)
+    model = space.build(config or space.sample(seed=seed), input_shape=(1, 8, 8),
+                        num_classes=10)
     g = torch.Generator().manual_seed(5)
-    x = torch.randn(16, 1, 8, 8, generator=g)
-    y = torch.arange(16) % 10
-    return model, (x, y)
+    return model, (torch.randn(16, 1, 8, 8, generator=g), torch.arange(16) % 10)
 
 
-def test_input_model_unchanged_scores_deterministic_and_finite():
-    model, data = _nb201_model()
+def test_model_unchanged_scores_deterministic_and_shared_passes_agree():
+    model, xy = nb201_model()
     model.eval()
     for p in list(model.parameters())[:2]:
         p.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
-    first = zc.score(model, ALL, data=data, seed=3)
-    assert zc.score(model, ALL, data=data, seed=3) == first
+    first = zc.score(model, ALL, data=xy, seed=3, repeats={"swap": 4})
+    assert list(first) == ALL
+    assert zc.score(model, ALL, data=xy, seed=3, repeats={"swap": 4}) == first
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
-    assert not model.training and [p.requires_grad for p in model.parameters()] == flags
+    assert not any(m.training for m in model.modules())
+    assert [p.requires_grad for p in model.parameters()] == flags
     assert all(p.grad is None for p in model.parameters())
-    assert all(math.isfinite(v) and v > zc.WORST for v in first.values()), first
-    # Shared passes give what each proxy gives alone.
-    for name in ALL:
-        assert zc.score(model, name, data=data, seed=3)[name] == pytest.approx(first[name])
+    assert not first.worst
+    assert all(math.isfinite(v) and v > zc.REGISTRY[n].worst for n, v in first.items()), first
+    for name in ALL:  # each proxy alone gives what the shared passes gave
+        alone = zc.score(model, name, data=xy, seed=3, repeats={"swap": 4})[name]
+        assert alone == pytest.approx(first[name], rel=1e-6), name
 
 
-def test_a_disconnected_cell_gets_the_worst_score_without_error():
+def test_a_disconnected_cell_gets_the_floor_without_error():
     space = spaces.get("nb201", C=4, N=1)
-    model, data = _nb201_model({k: "none" for k in space.default()})
-    got = zc.score(model, ALL, data=data)
+    model, xy = nb201_model({k: "none" for k in space.default()})
+    got = zc.score(model, ALL, data=xy, repeats={"swap": 2})
     assert not any(math.isnan(v) for v in got.values())
-    for name in ("synflow", "jacob_cov", "nwot", "zen", "epe_nas"):
-        assert got[name] == zc.WORST, name
+    blind = {"grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "nwot", "zen",
+             "zico", "epe_nas", "plain"}
+    assert got.worst == blind
+    for name in blind:
+        assert got[name] == zc.REGISTRY[name].worst, name
+    assert got["swap"] == 1  # every sample has the same (all-zero) activation pattern
+    assert got["params"] > 0 and got["l2_norm"] > 0
 
 
-def test_unknown_and_population_names_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown proxy 'synflo'; known: grad_norm"):
-        zc.score(two_layer(), "synflo", data=batch())
+def test_unknown_names_and_vote_are_clear_errors():
+    net, _, _ = linear_classifier()
+    with pytest.raises(ValueError, match="unknown zero-cost proxy 'synflo'; known: grad_norm"):
+        zc.score(net, "synflo", data=batch())
     with pytest.raises(ValueError, match="vote ranks a population"):
-        zc.score(two_layer(), "vote", data=batch())
+        zc.score(net, ["snip", "vote"], data=batch())
+    with pytest.raises(ValueError, match="repeats: 'snip'"):
+        zc.score(net, "snip", data=batch(), repeats={"snip": 3})
+
+
+def test_vote_is_the_mean_rank_percentile():
     rows = [{"a": 1, "b": 3}, {"a": 2, "b": 2}, {"a": 3, "b": 1}, {"a": 4, "b": 4}]
     assert zc.vote(rows, ["a", "b"]) == pytest.approx([1 / 3, 1 / 3, 1 / 3, 1.0])
+    assert zc.vote([{"a": 1}, {"a": 1}], ["a"]) == [0.5, 0.5]
+    assert zc.vote(rows[:1], ["a"]) == [0.5]
 
 
-@pytest.mark.parametrize("name", spaces.names())
-def test_every_catalogue_space_can_be_scored(name):
-    space = spaces.get(name)
-    model = space.build(space.sample(seed=0), input_shape=(1, 8, 8), num_classes=10)
-    x, y = torch.randn(8, 1, 8, 8), torch.arange(8) % 10
-    got = zc.score(model, ["synflow", "nwot", "snip"], data=(x, y))
-    assert all(math.isfinite(v) for v in got.values())
+def test_score_config_gives_each_proxy_its_reference_batch():
+    space = spaces.get("nb201", C=4, N=1)
+    config = space.sample(seed=2)
+    got = zc.score_config(space, config, ["nwot", "snip", "synflow"], seed=4, data_seed=9)
+    splits = data.load("digits")
+    torch.manual_seed(4)
+    model = space.build(config, input_shape=splits.input_shape, num_classes=10)
+    b128 = zc.batches(splits, 128, 1, seed=9)[0]
+    assert torch.equal(zc.batches(splits, 64, 1, seed=9)[0][0], b128[0][:64])
+    assert got["nwot"] == zc.score(model, "nwot", data=b128)["nwot"]
+    assert got["snip"] == pytest.approx(
+        zc.score(model, "snip", data=(b128[0][:64], b128[1][:64]))["snip"])
+    assert list(got) == ["nwot", "snip", "synflow"]
+
+
+# ------------------------------------------------------------------ the objective
 
 
 def test_zero_cost_objective_in_a_study_with_vote():
     study = nas_hpo.run({"space": {"name": "nb201", "C": 4, "N": 1},
-                         "objective": {"name": "zero_cost", "proxy": ["synflow", "vote"]},
+                         "objective": {"name": "zero_cost", "proxy": ["synflow", "vote"],
+                                       "batch_size": 32},
                          "study": {"cost": ["params"]}},
                         strategy="random", n_trials=4, storage=":memory:")
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
-    t = study.trials[-1]
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    t = trials[-1]
     assert t.values[0] == t.user_attrs["zc_synflow"]
-    assert {"zc_vote", "zc_nwot", "zc_jacob_cov", "zc_snip", "zc_time_s"} <= set(t.user_attrs)
-    assert study.trials[0].values[1] == 1.0 and 0 <= t.values[1] <= 1
-    with pytest.raises(nas_hpo.SpecError, match="unknown proxy 'zenn'"):
+    assert {"zc_vote", "zc_nwot", "zc_jacob_cov", "zc_snip", "zc_time_s", "zc_worst",
+            "zc_data"} <= set(t.user_attrs)
+    rows = [{m: s.user_attrs[f"zc_{m}"] for m in zc.VOTE_DEFAULT} for s in trials]
+    assert trials[0].values[1] == 0.5  # ranked among itself only
+    assert t.values[1] == pytest.approx(zc.vote(rows)[-1])  # among all four
+    with pytest.raises(nas_hpo.SpecError, match="unknown zero-cost proxy 'zenn'"):
         nas_hpo.run({"space": {"name": "nb201"}, "objective": {"name": "zero_cost",
                                                             "proxy": "zenn"}}, n_trials=1)
+
+
+def test_objective_options_are_checked_and_scores_stored():
+    from nas_hpo import objectives
+
+    for options, message in (({"proxy": []}, "proxy: give at least one"),
+                             ({"proxy": ["snip", "snip"]}, "names a proxy twice"),
+                             ({"vote_of": ["snip", "x"]}, "vote_of: unknown"),
+                             ({"batch_size": 1}, "batch_size must be >= 2"),
+                             ({"repeats": {"zen": 0}}, "repeats: zen = 0"),
+                             ({"dataset": "nope"}, "dataset: unknown")):
+        with pytest.raises(ValueError, match=message):
+            objectives.get("zero_cost", **options)
+    objective = objectives.get("zero_cost", proxy=["snip", "nwot"], batch_size=16)
+    assert objective.directions == ("maximize", "maximize")
+    assert objective.model_input() == ((1, 8, 8), 10)
+    space = spaces.get("nb201", C=4, N=1)
+    config = space.sample(seed=1)
+    result = objective(config, space=space, ctx=Context(seed=5))
+    again = zc.score_config(space, config, ["snip", "nwot"], seed=5, data_seed=0,
+                            batch_size=16)
+    assert result.values == (again["snip"], again["nwot"])
+    assert result.user_attrs["zc_data"]["batch_size"] == {"snip": 16, "nwot": 16}
+
+
+@pytest.mark.parametrize("name", spaces.names())
+def test_every_catalogue_space_can_be_scored(name):
+    space = spaces.get(name, width_mult=0.25)
+    model = space.build(space.sample(seed=0), input_shape=(1, 8, 8), num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    got = zc.score(model, ["synflow", "nwot", "snip"],
+                   data=(torch.randn(8, 1, 8, 8, generator=g), torch.arange(8) % 10))
+    assert all(math.isfinite(v) for v in got.values())
+    assert got.worst <= {"nwot"}  # nwot has nothing to count in a network without ReLUs
