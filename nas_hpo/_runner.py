@@ -246,6 +246,14 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
     def evaluate(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
         # Which process runs the trial, so that a later run can tell it died (recover_stale).
         trial.study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        try:
+            return measure(trial)
+        except KeyboardInterrupt:
+            # Wherever it lands (cost measurement, the objective, storage writes).
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
+            raise
+
+    def measure(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
         seed = trial_seed(spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
         config = space.suggest(trial)
@@ -284,9 +292,6 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
             trial.set_user_attr("fail_reason", str(e))
             raise
         except optuna.TrialPruned:
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
             raise
         except Exception as e:
             trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")

@@ -12,10 +12,11 @@ cross-entropy on the batch's labels and sums run over the weights of every ``Con
 or below anything the proxy can score, and its name goes into ``Scores.worst``: a NaN or
 infinite result (a singular kernel, NaN correlations, ``log 0``), gradients that are all
 zero, and, for the cross-entropy proxies, an output that does not depend on the input (a
-NAS-Bench-201 cell of ``none`` edges; the references would score the classifier's bias). The floor is the proxy's natural lower bound where it has one (0 for
-the non-negative proxies; 0 for ``nwot``, the log-determinant of a non-singular integer
-matrix; -1000 for ``synflow``, below the log of the smallest positive double), else -1e9.
-A value that comes out below the floor, or NaN / inf, is reported as the floor.
+NAS-Bench-201 cell of ``none`` edges; the references would score the classifier's bias). The
+floor is the proxy's natural lower bound where it has one: 0 for the non-negative proxies and
+for ``nwot`` (the log-determinant of a non-singular integer matrix is >= 0), below the log of
+the smallest positive double for ``synflow``; else ``FLOOR``. A value below the floor is
+reported as the floor.
 
 **Shared passes.** When requested together these share one forward pass of the first batch:
 ``grad_norm``, ``snip``, ``plain``, ``fisher`` and ``grasp`` (one cross-entropy backward;
@@ -265,7 +266,7 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
         if want_w:
             shared.grads = [torch.zeros_like(w) if g is None else g.detach()
                             for w, g in zip(shared.weights, w_grads, strict=True)]
-            shared.silent = shared.constant or not any(bool(g.any()) for g in shared.grads)
+            shared.silent = shared.constant or not _any_nonzero(shared.grads)
         if "fisher" in needs:
             shared.fisher = math.nan if shared.constant else _fisher(layers, acts,
                                                                       grads[len(w_grads):])
@@ -290,22 +291,25 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return shared
 
 
+def _any_nonzero(tensors: Sequence[torch.Tensor]) -> bool:
+    return bool(torch.stack([t.any() for t in tensors]).any()) if tensors else False
+
+
 def _fisher(layers: list[nn.Module], acts: list[tuple[int, torch.Tensor]],
             grads: Sequence[torch.Tensor | None]) -> float:
-    total = 0.0
-    signal = False
+    terms, seen = [], []
     for (i, a), g in zip(acts, grads, strict=True):
         if g is None:
             continue
-        signal = signal or bool(g.any())
+        seen.append(g)
         prod = a.detach() * g.detach()
         if isinstance(layers[i], nn.Linear):
             per_channel = prod.reshape(len(prod), -1, prod.shape[-1]).sum(1)
         else:
             per_channel = prod.flatten(2).sum(2)
         fan = layers[i].weight[0].numel()  # the weights each channel's value is broadcast to
-        total += float(0.5 * per_channel.double().pow(2).mean(0).sum()) * fan
-    return total if signal else math.nan
+        terms.append(0.5 * per_channel.double().pow(2).mean(0).sum() * fan)
+    return _sum(terms) if _any_nonzero(seen) else math.nan
 
 
 def _grasp(weights: list[torch.Tensor], grads: list[torch.Tensor | None],
@@ -343,7 +347,7 @@ class _Run:
 
     def grads(self, x: torch.Tensor, y: torch.Tensor, first: bool) -> list[torch.Tensor]:
         """The cross-entropy gradients of a batch (the shared pass's for the first one)."""
-        if first and "grad" in self.needs:
+        if first and self.needs & {"grad", "grasp"}:
             return self.shared.grads
         return _ce_grads(self.net, x, y)
 
@@ -617,7 +621,9 @@ def _swap(run: _Run) -> float:
     parameter-count regulariser, whose μ and σ are tuned per space. Deviations: ReLUs are the
     leaf modules whose type name contains "ReLU" (the reference: ``nn.ReLU`` only, so ReLU6
     networks would score nothing); the draws come from a generator seeded with ``seed``;
-    patterns are packed into integers before counting (the same count, much faster)."""
+    each unit's pattern is packed into numbers before counting (the same count, much faster
+    than ``unique`` over rows). A network without such ReLUs gets the floor, where the
+    reference returns nothing."""
     net = _copy(run.model)
     x = run.batches[0][0]
     outs: list[torch.Tensor] = []
@@ -645,25 +651,28 @@ def _swap(run: _Run) -> float:
 
 
 def _distinct_patterns(outs: list[torch.Tensor], n: int) -> int:
-    """Number of distinct per-unit sign vectors over the ``n`` samples: each unit's signs are
-    packed into 62-bit integers (one for "> 0", one for "< 0" where any output is negative)."""
-    chunks = [range(i, min(i + 62, n)) for i in range(0, n, 62)]
+    """Number of distinct per-unit sign vectors over the ``n`` samples. Each unit's signs
+    (−1, 0, 1) are packed as base-3 digits, 33 samples to a float64 (exact: 3³³ < 2⁵³), by a
+    matrix-vector product rather than a Python loop."""
+    chunks = [(i, min(i + 33, n)) for i in range(0, n, 33)]
     columns = []
     for out in outs:
-        flat = out.reshape(n, -1)
-        parts = [flat > 0] + ([flat < 0] if bool((flat < 0).any()) else [])
+        digits = torch.sign(out.reshape(n, -1)).double() + 1  # (n, units)
         cols = []
-        for bits in parts:
-            for chunk in chunks:
-                w = torch.tensor([1 << j for j in range(len(chunk))], dtype=torch.int64,
-                                 device=flat.device)
-                cols.append((bits[chunk.start:chunk.stop].long() * w[:, None]).sum(0))
+        for a, b in chunks:
+            powers = torch.tensor([3.0 ** j for j in range(b - a)], dtype=torch.float64,
+                                  device=out.device)
+            cols.append(digits[a:b].T @ powers)
         columns.append(torch.stack(cols, 1))
-    width = max(c.shape[1] for c in columns)
-    codes = torch.cat([F.pad(c, (0, width - c.shape[1])) for c in columns])
-    if width == 1:
-        return int(torch.unique(codes[:, 0]).numel())
-    return int(torch.unique(codes, dim=0).shape[0])
+    codes = torch.cat(columns)
+    width = codes.shape[1]
+    # Distinct rows without torch.unique(dim=0) (a slow lexicographic sort): number the
+    # distinct values of each column and fold them into one dense id, column by column.
+    ids = torch.unique(codes[:, 0], return_inverse=True)[1]
+    for j in range(1, width):
+        col = torch.unique(codes[:, j], return_inverse=True)[1]
+        ids = torch.unique(ids * (int(col.max()) + 1) + col, return_inverse=True)[1]
+    return int(ids.max()) + 1
 
 
 @_proxy("params", batch_size=None, worst=0.0)
