@@ -368,10 +368,12 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
 
         for key, names in (("also_score", also_score), ("warm_start_by", (warm_by,))):
             section = "objective" if key == "also_score" else "strategy"
-            unknown = [n for n in names if n not in zero_cost.PROXIES]
+            # "vote" ranks a population, not one network: it cannot score a single trial.
+            known = [n for n in zero_cost.PROXIES if n != "vote"]
+            unknown = [n for n in names if n not in known]
             if unknown:
                 raise SpecError(f"{_where(source, section, key)}: unknown proxy "
-                                f"{unknown[0]!r}; known: {', '.join(zero_cost.PROXIES)}")
+                                f"{unknown[0]!r}; known: {', '.join(known)}")
     result = StudySpec(
         source=source,
         study_name=values.get("study_name", "nas-hpo"),
