@@ -41,6 +41,7 @@ class Progress:
         self.done_before = self._finished()[0] if enabled else 0
         self.last = self.done_before
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._drawn = -1.0
 
     def _finished(self) -> tuple[int, int]:
         trials = self.study.get_trials(deepcopy=False)
@@ -78,8 +79,15 @@ class Progress:
         self.stream.flush()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self.enabled:
-            self._emit()
+        if not self.enabled:
+            return
+        # On a terminal the line is redrawn at most 4 times a second: reading the study for it
+        # after each of thousands of fast trials would cost more than the trials.
+        now = time.monotonic()
+        if self._tty and now - self._drawn < 0.25:
+            return
+        self._drawn = now
+        self._emit()
 
     def poll(self) -> None:
         """Print the line if trials finished since the last call (multi-process runs)."""
@@ -92,5 +100,6 @@ class Progress:
 
     def close(self) -> None:
         if self.enabled and self._tty:
+            self._emit()  # the final count, whatever the throttle skipped
             self.stream.write("\n")
             self.stream.flush()

@@ -8,6 +8,9 @@ attributes, so the study alone tells the whole story (optuna-dashboard, pandas).
 
 from __future__ import annotations
 
+import datetime
+import functools
+
 import json
 import logging
 import math
@@ -156,6 +159,7 @@ def warm_start(plan: Plan, study: optuna.Study) -> list[dict[str, Any]]:
     return [c for _, c in best]
 
 
+@functools.lru_cache(maxsize=256)  # asked twice per trial (creation and evaluation)
 def trial_seed(study_seed: int, number: int) -> int:
     """The seed of trial ``number``: distinct per trial, fixed by the study's seed."""
     return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
@@ -235,8 +239,15 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
-def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
-    """The Optuna objective function of a plan (also what the Ray backend reuses later)."""
+def make_trial_function(
+    plan: Plan, stamped: Callable[[int, int], bool] | None = None, stop_at_total: bool = False
+) -> Callable[[optuna.trial.Trial], Any]:
+    """The Optuna objective function of a plan (also what the Ray backend reuses later).
+    ``stamped(trial_id, number)``: whether the trial was created with this process's worker
+    and its seed already (``_stamp_new_trials``). ``stop_at_total``: stop the study's
+    optimize loop once the study holds ``n_trials`` trials, counting those of other processes
+    and machines that joined it (checked here rather than in an Optuna callback: Optuna reads
+    the finished trial back from the storage and deep-copies it for every callback)."""
     space, objective, spec = plan.space, plan.objective, plan.spec
     n_values = len(plan.directions)
     costs = CostRecorder(space, objective, spec.cost_metrics)
@@ -244,18 +255,30 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
     me = worker_id()
 
     def evaluate(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
-        # Which process runs the trial, so that a later run can tell it died (recover_stale).
-        trial.study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        # Which process runs the trial, so that a later run can tell it died (recover_stale);
+        # trials this process created carry it (and their seed) already (_stamp_new_trials).
+        ready = stamped is not None and stamped(trial._trial_id, trial.number)
+        if not ready and not isinstance(trial.study._storage, optuna.storages.InMemoryStorage):
+            trial.study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
         try:
-            return measure(trial)
+            return measure(trial, ready)
         except KeyboardInterrupt:
             # Wherever it lands (cost measurement, the objective, storage writes).
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
             raise
+        finally:
+            if stop_at_total:
+                try:
+                    # This trial is RUNNING, so it is counted.
+                    if _total(trial.study) >= spec.n_trials:
+                        trial.study.stop()
+                except Exception:  # a storage error surfaces at the next write; keep this one's
+                    pass
 
-    def measure(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
+    def measure(trial: optuna.trial.Trial, seeded: bool) -> float | tuple[float, ...]:
         seed = trial_seed(spec.seed, trial.number)
-        trial.set_user_attr("seed", seed)
+        if not seeded:
+            trial.set_user_attr("seed", seed)
         config = space.suggest(trial)
         trial.set_user_attr("arch", space.arch_key(config))
         recorded: dict[str, Any] = {}
@@ -277,7 +300,8 @@ def make_trial_function(plan: Plan) -> Callable[[optuna.trial.Trial], Any]:
             except Exception as e:
                 trial.set_user_attr("zc_error", f"{type(e).__name__}: {e}")
         # A multi-fidelity strategy says at which fidelity to evaluate (e.g. {"epochs": 3}).
-        fidelity = trial.study._storage.get_trial_system_attrs(trial._trial_id).get(FIDELITY_ATTR)
+        fidelity = (trial.study._storage.get_trial_system_attrs(trial._trial_id).get(FIDELITY_ATTR)
+                    if plan.strategy.multi_fidelity else None)
         if fidelity:
             trial.set_user_attr("budget", fidelity)
         ctx = OptunaContext(trial, seed, fidelity)
@@ -317,7 +341,10 @@ def open_study(plan: Plan) -> optuna.Study:
     or other directions is an error rather than a silent mix."""
     spec = plan.spec
     try:
-        storage = open_storage(spec.storage, heartbeat_s=spec.heartbeat_s)
+        heartbeat = spec.heartbeat_s
+        if heartbeat is None:
+            heartbeat = 0 if spec.storage.startswith("sqlite:") else 30
+        storage = open_storage(spec.storage, heartbeat_s=heartbeat)
     except StorageError as e:
         raise SpecError(f"{spec.where('study', 'storage')}: {e}") from None
     study = optuna.create_study(
@@ -366,19 +393,70 @@ def _versions() -> dict[str, str]:
 
 def _total(study: optuna.Study) -> int:
     """Trials that count against ``n_trials``: finished ones and those running now."""
-    return len(study.get_trials(deepcopy=False, states=(*FINISHED, optuna.trial.TrialState.RUNNING)))
+    states = (*FINISHED, optuna.trial.TrialState.RUNNING)
+    backend = getattr(study._storage, "_backend", study._storage)
+    if isinstance(backend, optuna.storages.RDBStorage):
+        # One COUNT query instead of loading the unfinished trials with their params and
+        # attributes (what get_trials does): this runs after every trial.
+        try:
+            import sqlalchemy as sa
+            from optuna.storages._rdb import models
+
+            query = (sa.select(sa.func.count()).select_from(models.TrialModel)
+                     .where(models.TrialModel.study_id == study._study_id,
+                            models.TrialModel.state.in_(states)))
+            with backend.engine.connect() as connection:
+                return int(connection.execute(query).scalar_one())
+        except Exception:  # another Optuna schema: the public, slower way
+            pass
+    return len(study.get_trials(deepcopy=False, states=states))
 
 
-class _StopAtTotal:
-    """Stop a worker once the study holds ``n_trials`` trials, counting those of other
-    processes and machines that joined the same study."""
+def _stamp_new_trials(
+    study: optuna.Study, worker: str, study_seed: int
+) -> tuple[Callable[[int, int], bool], Callable[[], None]]:
+    """Make the trials this process creates carry their worker and seed from their creation.
 
-    def __init__(self, n_trials: int) -> None:
-        self.n_trials = n_trials
+    Optuna creates a trial in one storage transaction and each attribute is one more (~10 ms
+    each on SQLite). A template trial (what ``enqueue_trial`` uses) puts attributes into the
+    creation's own transaction: the worker id always, and the seed of the trial number this
+    process expects next (numbers are the study's trial count; another process creating a
+    trial at the same moment can take it, then the seed is written separately). Returns
+    ``numbered(trial_id, number)``, which the trial function calls to learn whether the trial
+    carries the right worker and seed (trials popped from the queue carry neither), and a
+    function that undoes the patch."""
+    storage = study._storage
+    create = storage.create_new_trial
+    stamped: dict[int, int] = {}
+    following: list[int] = []
 
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if _total(study) >= self.n_trials:
-            study.stop()
+    def create_new_trial(study_id: int, template_trial: Any = None) -> int:
+        if template_trial is not None:
+            return create(study_id, template_trial)
+        expected = following[0] if following else storage.get_n_trials(study_id)
+        template = optuna.trial.FrozenTrial(
+            number=-1, state=optuna.trial.TrialState.RUNNING, value=None, values=None,
+            datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+            distributions={}, user_attrs={"seed": trial_seed(study_seed, expected)},
+            system_attrs={WORKER_ATTR: worker}, intermediate_values={}, trial_id=-1,
+        )
+        trial_id = create(study_id, template)
+        stamped[trial_id] = expected
+        # Until the trial function says which number the trial got (no storage read here).
+        following.clear()
+        return trial_id
+
+    def numbered(trial_id: int, number: int) -> bool:
+        """Called with the trial's number: whether its stamped seed is right."""
+        following[:] = [number + 1]
+        return stamped.get(trial_id) == number
+
+    storage.create_new_trial = create_new_trial  # type: ignore[method-assign]
+
+    def undo() -> None:
+        del storage.create_new_trial
+
+    return numbered, undo
 
 
 def epochs_spent(study: optuna.Study) -> int:
@@ -407,13 +485,25 @@ def _optimize(plan: Plan, study: optuna.Study, n: int, timeout_s: float | None,
         if epochs_spent(study) >= plan.spec.max_epochs:
             return
         callbacks = [_StopAtEpochs(plan.spec.max_epochs), *callbacks]
-    study.optimize(
-        make_trial_function(plan),
-        n_trials=n,
-        timeout=timeout_s,
-        catch=(TrialFailure,),
-        callbacks=[_StopAtTotal(plan.spec.n_trials), *callbacks],
-    )
+    # Other processes may join a stored study; an in-memory one is this process's alone, and
+    # study.optimize's n_trials already stops it.
+    shared = not isinstance(study._storage, optuna.storages.InMemoryStorage)
+    if shared:
+        stamped, undo = _stamp_new_trials(study, worker_id(), plan.spec.seed)
+    else:
+        # Nothing else can see an in-memory study: no worker to record (recover_stale never
+        # reads it), and a template trial would cost more than the write it saves.
+        stamped, undo = (lambda trial_id, number: False), (lambda: None)
+    try:
+        study.optimize(
+            make_trial_function(plan, stamped, stop_at_total=shared),
+            n_trials=n,
+            timeout=timeout_s,
+            catch=(TrialFailure,),
+            callbacks=callbacks or None,  # Optuna reads the trial back for any list
+        )
+    finally:
+        undo()
 
 
 def _worker_main(spec: StudySpec, index: int, quota: int, verbosity: int) -> None:
@@ -441,7 +531,8 @@ def _run_optuna(plan: Plan) -> optuna.Study:
     warm_start(plan, study)
     progress = Progress(spec.n_trials, study, enabled=plan.progress)
     if spec.workers == 1:
-        _optimize(plan, study, remaining, spec.timeout_s, [progress])
+        # Optuna deep-copies the finished trial for every callback: none when it is silent.
+        _optimize(plan, study, remaining, spec.timeout_s, [progress] if progress.enabled else [])
         progress.close()
         return study
     import multiprocessing

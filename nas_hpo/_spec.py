@@ -61,8 +61,9 @@ class StudySpec:
     backend: str
     workers: int
     cost_metrics: tuple[str, ...] = ("params", "flops", "latency")
-    #: Optuna heartbeat interval of RDB storages (0: off); see ``nas_hpo._storage``.
-    heartbeat_s: int = 30
+    #: Optuna heartbeat interval of RDB storages (0: off; None: 30 s on database servers, off
+    #: on SQLite, whose workers share one machine); see ``nas_hpo._storage``.
+    heartbeat_s: int | None = None
     #: Zero-cost proxies scored on every trial's network (``zc_<name>`` user attributes).
     also_score: tuple[str, ...] = ()
     #: Warm start: score this many random architectures with ``warm_start_by`` (a zero-cost
@@ -304,8 +305,8 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     if storage == MEMORY and workers > 1:
         raise SpecError(f"{_where(source, 'backend', 'workers')}: {workers} worker processes "
                         f"cannot share the in-memory storage {MEMORY}; use a file or database")
-    heartbeat_s = values.get("heartbeat_s", 30)
-    if heartbeat_s < 0:
+    heartbeat_s = values.get("heartbeat_s")
+    if heartbeat_s is not None and heartbeat_s < 0:
         raise SpecError(f"{_where(source, 'study', 'heartbeat_s')}: must be >= 0 (0: off), "
                         f"got {heartbeat_s}")
     resources = values.get("resources_per_trial", {"cpu": 1})

@@ -4,14 +4,19 @@ Every form a user may write in ``[study] storage`` / ``--storage``:
 
 - ``sqlite:///path.db`` (the default ``sqlite:///nas_hpo.db``): Optuna's RDB storage on SQLite,
   with a long lock timeout so that several worker processes on one machine wait for each other's
-  writes instead of failing with ``database is locked``.
+  writes instead of failing with ``database is locked``, in SQLite's write-ahead-log mode (one
+  fsync per commit instead of the rollback journal's several, and readers such as the dashboard
+  never block a writer; still ``synchronous=FULL``, so a committed trial survives a power cut).
+  A database on a network file system keeps the rollback journal: WAL needs shared memory
+  that NFS-like file systems do not provide.
 - ``postgresql://user:pass@host/db``, ``mysql+pymysql://...``, any SQLAlchemy URL: Optuna's RDB
   storage, shared by workers on any number of machines.
 - ``journal:path.log`` (or ``journal:///abs/path.log``): Optuna's journal file storage (append-only,
   file-locked; for NFS-like shared folders where SQLite locking is unreliable).
 - ``:memory:``: Optuna's in-memory storage (one process, nothing persists).
 
-Heartbeats: RDB storages get Optuna's heartbeat (``heartbeat_s``), so a RUNNING trial whose
+Heartbeats: server RDB storages get Optuna's heartbeat (``heartbeat_s``; off for SQLite unless
+asked for, whose workers share one machine and are covered by the process check below), so a RUNNING trial whose
 worker vanished on another machine is failed once its heartbeat is older than the grace period.
 On top of that, every trial records which process runs it (``nas_hpo:worker``: host, pid and
 the process's start time); when a study is opened, RUNNING trials whose process on this host
@@ -83,9 +88,11 @@ def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.B
             f"journal:file.log or {MEMORY}"
         )
     kwargs: dict[str, Any] = {}
+    wal = False
     if url.startswith("sqlite:"):
-        _ensure_sqlite_dir(url)
+        path = _ensure_sqlite_dir(url)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}}
+        wal = path is not None and not _on_network_fs(path)
     else:
         # Connections of a long study outlive server-side idle timeouts; test them before use.
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
@@ -97,7 +104,10 @@ def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.B
                 with warnings.catch_warnings():
                     # Optuna marks the heartbeat "experimental"; we rely on it knowingly.
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(url, **kwargs)
+                    storage = optuna.storages.RDBStorage(url, **kwargs)
+                if wal:
+                    _use_wal(storage)
+                return storage
             except Exception as e:
                 # Two processes creating the schema of a new database at once: the loser sees
                 # "table ... already exists"; the schema is there now, so open it again.
@@ -114,12 +124,67 @@ def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.B
         raise StorageError(f"{describe(url)}: cannot open the storage: {e}") from None
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def _ensure_sqlite_dir(url: str) -> str | None:
+    """Create the folder of a SQLite file; returns the file's path (None: in-memory SQLite)."""
     prefix = "sqlite:///"
-    if url.startswith(prefix):
-        parent = os.path.dirname(url[len(prefix):])
-        if parent:
-            os.makedirs(parent, exist_ok=True)
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix):].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    return path
+
+
+# File systems on which SQLite's WAL mode is unsafe (no shared memory between machines).
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph",
+               "glusterfs", "fuse.sshfs", "fuse.glusterfs", "fuse.ceph", "9p", "afs")
+
+
+def _on_network_fs(path: str, mounts: str | None = None) -> bool:
+    """Whether ``path`` lies on a network file system, by the deepest mount point holding it
+    in ``mounts`` (the text of /proc/mounts, read when None; no such file: False)."""
+    target = os.path.realpath(os.path.dirname(os.path.abspath(path)) or ".")
+    if mounts is None:
+        try:
+            with open("/proc/mounts") as f:
+                mounts = f.read()
+        except OSError:
+            return False
+    best, fstype = "", ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = fields[1].replace("\\040", " ")
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > len(best):
+            best, fstype = mount, fields[2]
+    return fstype in _NETWORK_FS
+
+
+def _use_wal(storage: optuna.storages.RDBStorage) -> None:
+    """Switch every connection of ``storage`` to SQLite's write-ahead log (see the module
+    docstring). The mode is stored in the file; setting it again is a no-op."""
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+        except Exception:
+            # Another process holds a lock while the mode would change: that connection keeps
+            # the file's current mode, which is correct either way.
+            pass
+        finally:
+            cursor.close()
+
+    event.listen(storage.engine, "connect", on_connect)
+    # Connections opened while the storage was created predate the listener.
+    storage.engine.dispose()
 
 
 def worker_id() -> str:

@@ -357,8 +357,12 @@ class SearchSpace:
         # the domain spells it.
         value = _plain(value)
         param = self._params.get(name)
-        if isinstance(param, Categorical) and param.contains(value):
-            return param.choices[param.index(value)]
+        if isinstance(param, Categorical):
+            # Fast path: a choice object itself (what Optuna and sample() hand back).
+            if any(value is c for c in param.choices):
+                return value
+            if param.contains(value):
+                return param.choices[param.index(value)]
         if isinstance(param, Integer) and isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(param, Float) and isinstance(value, int) and not isinstance(value, bool):

@@ -42,6 +42,9 @@ class Strategy:
     #: Upper bounds on trial user attributes (e.g. ``{"params": 1e6}``); the runner sets each
     #: trial's Optuna constraint ``value - bound`` (feasible when <= 0) for samplers that use them.
     constraints: dict[str, float] = field(default_factory=dict)
+    #: The sampler chooses each trial's fidelity (the ``nas_hpo:fidelity`` system attribute),
+    #: so the runner reads it back; other strategies spare that storage read per trial.
+    multi_fidelity: bool = False
 
 
 _REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy")
@@ -294,4 +297,4 @@ def smac_hyperband(
     sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial,
                           fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
                           eta=eta)
-    return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner())
+    return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner(), multi_fidelity=True)
