@@ -194,12 +194,16 @@ def _objective(spec: StudySpec) -> Objective:
         raise SpecError(f"{spec.where('objective')}: {e}") from None
 
 
-def prepare(spec: StudySpec, *, worker: int = 0, progress: bool = False) -> Plan:
+def prepare(spec: StudySpec, *, worker: int = 0, progress: bool = False,
+            resume_at: int = 0) -> Plan:
     """Resolve the names of a checked spec into objects (errors name the section).
 
     ``worker`` numbers the processes of a ``--workers N`` run: worker 0's strategy is seeded
     with the study seed, the others with seeds derived from it, so that parallel workers do
-    not propose the same architectures (trial seeds stay those of the trial numbers)."""
+    not propose the same architectures (trial seeds stay those of the trial numbers).
+    ``resume_at``: the number of trials the study already holds. A resumed study's strategy
+    is seeded from it too: seeded with the study seed again, a random sampler would replay
+    the first run's draws and propose its architectures a second time."""
     space = _space(spec)
     objective = _objective(spec)
     directions = spec.directions or objective.directions
@@ -209,8 +213,10 @@ def prepare(spec: StudySpec, *, worker: int = 0, progress: bool = False) -> Plan
             f"{len(objective.directions)} value(s) ({', '.join(objective.directions)}), but "
             f"{len(directions)} direction(s) are set"
         )
-    seed = (spec.seed if worker == 0
-            else int(np.random.SeedSequence([spec.seed, 0x5EED, worker]).generate_state(1)[0]))
+    seed = (spec.seed if worker == 0 and resume_at == 0
+            else int(np.random.SeedSequence([spec.seed, 0x5EED, worker]
+                                            + ([resume_at] if resume_at else []))
+                     .generate_state(1)[0]))
     setting = strategies.Setting(
         space=space, seed=seed, directions=tuple(directions),
         fidelities=tuple(objective.fidelities),
@@ -506,10 +512,11 @@ def _optimize(plan: Plan, study: optuna.Study, n: int, timeout_s: float | None,
         undo()
 
 
-def _worker_main(spec: StudySpec, index: int, quota: int, verbosity: int) -> None:
+def _worker_main(spec: StudySpec, index: int, quota: int, verbosity: int,
+                 resume_at: int = 0) -> None:
     """One process of a ``--workers N`` run (spawned: a fresh interpreter, CUDA-safe)."""
     optuna.logging.set_verbosity(verbosity)
-    plan = prepare(spec, worker=index)
+    plan = prepare(spec, worker=index, resume_at=resume_at)
     study = open_study(plan)
     _optimize(plan, study, quota, spec.timeout_s, [])
 
@@ -528,6 +535,10 @@ def _run_optuna(plan: Plan) -> optuna.Study:
     remaining = spec.n_trials - _total(study)
     if remaining <= 0:
         return study
+    resume_at = len(study.get_trials(deepcopy=False))
+    if resume_at:
+        plan = prepare(spec, progress=plan.progress, resume_at=resume_at)
+        study.sampler, study.pruner = plan.strategy.sampler, plan.strategy.pruner
     warm_start(plan, study)
     progress = Progress(spec.n_trials, study, enabled=plan.progress)
     if spec.workers == 1:
@@ -541,7 +552,7 @@ def _run_optuna(plan: Plan) -> optuna.Study:
     workers = min(spec.workers, remaining)
     # Each worker runs an exact share of the remaining trials, so N workers never overshoot.
     quotas = [remaining // workers + (i < remaining % workers) for i in range(workers)]
-    procs = [ctx.Process(target=_worker_main, args=(spec, i, q, optuna.logging.get_verbosity()), name=f"nas-hpo-worker-{i}")
+    procs = [ctx.Process(target=_worker_main, args=(spec, i, q, optuna.logging.get_verbosity(), resume_at), name=f"nas-hpo-worker-{i}")
              for i, q in enumerate(quotas)]
     for p in procs:
         p.start()

@@ -94,3 +94,18 @@ def test_a_trial_number_taken_by_another_process_gets_its_own_seed(tmp_path):
     finally:
         undo()
     assert "create_new_trial" not in vars(study._storage)
+
+
+def test_a_resumed_study_does_not_replay_the_first_runs_draws(tmp_path):
+    def two_legs(url: str) -> list[dict]:
+        run = dict(space=_space(), objective=_score, strategy="random", storage=url,
+                   study_name="r", seed=0)
+        nas_hpo.run({"study": {"cost": []}}, n_trials=6, **run)
+        return [t.params for t in nas_hpo.run({"study": {"cost": []}}, n_trials=12,
+                                                  **run).get_trials()]
+
+    params = two_legs(f"sqlite:///{tmp_path / 'r1.db'}")
+    # Seeded with the study seed again, the second leg would propose trials 0-5 once more.
+    assert params[6:] != params[:6]
+    # Still reproducible: the same two runs give the same trials.
+    assert two_legs(f"sqlite:///{tmp_path / 'r2.db'}") == params
