@@ -1,16 +1,15 @@
-"""Is channels_last training correct on this machine's CPU? (why ``train`` refuses it there)
+"""Is channels_last training correct on this machine's CPU? (gradients against float64)
 
 Trains nothing: computes the gradient of one ``darts`` network (32×32 input, batch 4) in float64
 (the reference), in float32 with the default layout and in float32 with channels_last, several
 times, and prints each float32 gradient's error relative to the reference. With torch 2.14.1 on
-this project's 2-core EPYC machine the default layout stays at ~1e-6 on some inputs while
-channels_last varies from process to process and reaches ~1e-2 (with oneDNN on or off, on one thread
-or two). float64 gradients of both layouts agree to ~5e-15, so these differences may be
-rounding amplified by max-pool and ReLU ties; what settles the refusal in
-``objectives/train.py`` is a crash: training a ``resnet_blocks`` net (base_width=4, default
-config) on digits in channels_last aborts in the backward pass on a corrupted heap
-(tests/objectives/test_train_options.py did, when it was allowed). Rerun both on a new torch
-before lifting the refusal.
+the project's 2-core EPYC (AVX-512) machine both layouts sit at 1e-3 to 1e-2 (max-pool and ReLU
+ties amplify rounding) and are the same from run to run. What this does not show is the one
+crash found: oneDNN's AVX2 weight gradient of a strided 1×1 convolution with fewer than 8
+input channels corrupts the heap in channels_last, which ``objectives/train.py`` avoids by
+rewriting such convolutions (``avoid_strided_pointwise_convs``); reproduce it with
+``ONEDNN_MAX_CPU_ISA=AVX2`` and glibc's malloc checks
+(tests/objectives/test_train_options.py). Rerun both on a new torch.
 
     python benchmarks/channels_last_cpu_check.py --runs 8 --threads 1
 """

@@ -119,6 +119,37 @@ AUGMENT: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
 }
 
 
+def _subsample_input(module: nn.Module, args: tuple) -> tuple:
+    (x,) = args
+    pad, stride = module._subsample
+    if pad:
+        x = nn.functional.pad(x, (pad[1], pad[1], pad[0], pad[0]))
+    return (x[:, :, :: stride[0], :: stride[1]],)
+
+
+def avoid_strided_pointwise_convs(model: nn.Module) -> int:
+    """Rewrite each strided 1×1 convolution of ``model`` (in place) as a subsampling of its
+    input followed by the same 1×1 convolution at stride 1: the same function, the same
+    parameters and state-dict keys. Returns how many were rewritten.
+
+    Why: oneDNN's weight gradient of a strided 1×1 convolution in channels_last with fewer
+    than 8 input channels writes out of bounds on its AVX2 code path (torch 2.14.1; found
+    with ``ONEDNN_MAX_CPU_ISA=AVX2`` and glibc's malloc checks: a ResNet shortcut from 4 to 8
+    channels at stride 2 aborts the backward pass on a corrupted heap; every other
+    convolution shape we scanned, depthwise and dilated included, is clean). A 1×1
+    convolution reads one pixel per output, so subsampling first computes exactly the same
+    thing, and its stride-1 weight gradient is not affected."""
+    n = 0
+    for m in model.modules():
+        if (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+                and m.padding_mode == "zeros" and isinstance(m.padding, tuple)):
+            m._subsample = (m.padding if any(m.padding) else None, m.stride)
+            m.stride, m.padding = (1, 1), (0, 0)
+            m.register_forward_pre_hook(_subsample_input)
+            n += 1
+    return n
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -272,18 +303,11 @@ class Train(Objective):
         splits = self._splits()
         device = _device(self.device)
         autocast = self._autocast(device)
-        # channels_last is cuDNN's fast layout. On the CPU it was 1.3-4x faster per step for
-        # digits-sized nets, but it crashes there with torch 2.14.1: the backward pass aborts
-        # on a corrupted heap (reproduced: resnet_blocks base_width=4, default config, digits,
-        # batch 64, within one epoch), and float32 gradients of some darts nets differ from
-        # the default layout's by up to ~1 % of their norm (float64 agrees to 5e-15, so this
-        # may be rounding; benchmarks/channels_last_cpu_check.py). The CPU keeps the default.
-        if self.channels_last and device.type == "cpu":
-            raise ValueError(
-                "channels_last is refused on the CPU: with torch 2.14.1 its backward pass "
-                "aborts on a corrupted heap (reproduced in our tests); use it on a GPU"
-            )
-        channels_last = device.type == "cuda" if self.channels_last is None else self.channels_last
+        # channels_last is cuDNN's fast layout, and oneDNN's on the CPU (there 1.3-2.5x
+        # faster per training step than the default layout for digits-sized nets); the
+        # default for image batches on both.
+        channels_last = (device.type in ("cuda", "cpu") if self.channels_last is None
+                         else self.channels_last)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         augment = AUGMENT[splits.augment if self.augment == "auto" else self.augment]
 
@@ -308,6 +332,8 @@ class Train(Objective):
         net_space = spaces.widened(space, self.width_mult)
         model = net_space.build(config, input_shape=input_shape, num_classes=splits.num_classes)
         model = model.to(device, memory_format=memory_format)
+        if channels_last and device.type == "cpu":
+            avoid_strided_pointwise_convs(model)
         n_params = sum(p.numel() for p in model.parameters())
         ctx.set_attr("params", n_params)
         # Compiled for the training step only, with static shapes: evaluation (another grad

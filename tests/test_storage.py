@@ -10,8 +10,8 @@ import optuna
 import nas_hpo
 from nas_hpo import Categorical, Integer, SearchSpace
 from nas_hpo._runner import _stamp_new_trials, trial_seed
-from nas_hpo._storage import WORKER_ATTR, _on_network_fs, open_storage
 from nas_hpo._spec import load_spec
+from nas_hpo._storage import WORKER_ATTR, _on_network_fs, open_storage
 
 
 def _space() -> SearchSpace:
