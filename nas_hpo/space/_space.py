@@ -87,6 +87,20 @@ class SearchSpace:
         self._order = self._topological_order()
         self._check_forbidden()
         self._size: float | None = None
+        self._index_choices()
+
+    def _index_choices(self) -> None:
+        # arch_key's fast path: a value that *is* one of its parameter's choice objects (what
+        # Optuna and sample() hand back) is already canonical. Object ids mean nothing in
+        # another process, so a pickled space rebuilds this (__setstate__).
+        self._choice_ids: dict[str, frozenset[int]] = {
+            n: frozenset(map(id, p.choices)) for n, p in self._params.items()
+            if isinstance(p, Categorical)
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._index_choices()
 
     # ------------------------------------------------------------------ construction checks
 
@@ -348,8 +362,12 @@ class SearchSpace:
         established name for their architectures (NAS-Bench-201 strings) supply their own."""
         if self._key_fn is not None:
             return self._key_fn(config)
-        clean = {k: self._canonical(k, config[k]) for k in sorted(config)}
-        return json.dumps(clean, sort_keys=True, separators=(",", ":"))
+        ids, canonical = self._choice_ids, self._canonical
+        clean = {}
+        for k in sorted(config):  # keys sorted here: json.dumps need not sort again
+            v = config[k]
+            clean[k] = v if id(v) in ids.get(k, ()) else canonical(k, v)
+        return json.dumps(clean, separators=(",", ":"))
 
     def _canonical(self, name: str, value: Any) -> Any:
         # Equal configs must share a key, yet 2 == 2.0 while json writes them apart (and a
@@ -358,9 +376,6 @@ class SearchSpace:
         value = _plain(value)
         param = self._params.get(name)
         if isinstance(param, Categorical):
-            # Fast path: a choice object itself (what Optuna and sample() hand back).
-            if any(value is c for c in param.choices):
-                return value
             if param.contains(value):
                 return param.choices[param.index(value)]
         if isinstance(param, Integer) and isinstance(value, float) and value.is_integer():
