@@ -246,14 +246,17 @@ def _jsonable(value: Any) -> Any:
 
 
 def make_trial_function(
-    plan: Plan, stamped: Callable[[int, int], bool] | None = None, stop_at_total: bool = False
+    plan: Plan, stamped: bool = False, stop_at_total: bool = False,
+    defer: Callable[[int, str, Any], None] | None = None,
 ) -> Callable[[optuna.trial.Trial], Any]:
     """The Optuna objective function of a plan (also what the Ray backend reuses later).
-    ``stamped(trial_id, number)``: whether the trial was created with this process's worker
-    and its seed already (``_stamp_new_trials``). ``stop_at_total``: stop the study's
-    optimize loop once the study holds ``n_trials`` trials, counting those of other processes
-    and machines that joined it (checked here rather than in an Optuna callback: Optuna reads
-    the finished trial back from the storage and deep-copies it for every callback)."""
+    ``stamped``: the trials this process creates carry its worker id from their creation
+    (``_stamp_new_trials``). ``stop_at_total``: stop the study's optimize loop once the
+    study holds ``n_trials`` trials, counting those of other processes and machines that
+    joined it (checked here rather than in an Optuna callback: Optuna reads the finished trial
+    back from the storage and deep-copies it for every callback). ``defer(trial_id, key,
+    value)``: where user attributes go to be written with the trial's final state
+    (``_attrs_at_finish``); without it each is written at once."""
     space, objective, spec = plan.space, plan.objective, plan.spec
     n_values = len(plan.directions)
     costs = CostRecorder(space, objective, spec.cost_metrics)
@@ -262,15 +265,22 @@ def make_trial_function(
 
     def evaluate(trial: optuna.trial.Trial) -> float | tuple[float, ...]:
         # Which process runs the trial, so that a later run can tell it died (recover_stale);
-        # trials this process created carry it (and their seed) already (_stamp_new_trials).
-        ready = stamped is not None and stamped(trial._trial_id, trial.number)
-        if not ready and not isinstance(trial.study._storage, optuna.storages.InMemoryStorage):
-            trial.study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        # trials this process created carry it already, those popped from the queue do not.
+        if not isinstance(trial.study._storage, optuna.storages.InMemoryStorage):
+            created = getattr(trial, "_cached_frozen_trial", None)
+            if not (stamped and created is not None
+                    and created.system_attrs.get(WORKER_ATTR) == me):
+                trial.study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, me)
+        if defer is None:
+            put = trial.set_user_attr
+        else:
+            def put(key: str, value: Any, trial_id: int = trial._trial_id) -> None:
+                defer(trial_id, key, value)
         try:
-            return measure(trial, ready)
+            return measure(trial, put)
         except KeyboardInterrupt:
             # Wherever it lands (cost measurement, the objective, storage writes).
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGINT)")
+            put("fail_reason", "interrupted (Ctrl-C / SIGINT)")
             raise
         finally:
             if stop_at_total:
@@ -281,12 +291,12 @@ def make_trial_function(
                 except Exception:  # a storage error surfaces at the next write; keep this one's
                     pass
 
-    def measure(trial: optuna.trial.Trial, seeded: bool) -> float | tuple[float, ...]:
+    def measure(trial: optuna.trial.Trial, put: Callable[[str, Any], None]
+                ) -> float | tuple[float, ...]:
         seed = trial_seed(spec.seed, trial.number)
-        if not seeded:
-            trial.set_user_attr("seed", seed)
+        put("seed", seed)
         config = space.suggest(trial)
-        trial.set_user_attr("arch", space.arch_key(config))
+        put("arch", space.arch_key(config))
         recorded: dict[str, Any] = {}
         if costs.active:
             # Before the evaluation, so pruned and failed trials carry their costs too; a
@@ -294,22 +304,22 @@ def make_trial_function(
             try:
                 recorded = costs(config)
                 for key, value in recorded.items():
-                    trial.set_user_attr(key, value)
+                    put(key, value)
             except Exception as e:
-                trial.set_user_attr("cost_error", f"{type(e).__name__}: {e}")
+                put("cost_error", f"{type(e).__name__}: {e}")
         if spec.also_score and space.can_build:
             # Zero-cost proxies of the trial's network next to what the objective measures
             # (the raw material of `nas-hpo correlate`); a proxy that fails is noted.
             try:
                 for name, value in proxies(config).items():
-                    trial.set_user_attr(f"zc_{name}", value)
+                    put(f"zc_{name}", value)
             except Exception as e:
-                trial.set_user_attr("zc_error", f"{type(e).__name__}: {e}")
+                put("zc_error", f"{type(e).__name__}: {e}")
         # A multi-fidelity strategy says at which fidelity to evaluate (e.g. {"epochs": 3}).
         fidelity = (trial.study._storage.get_trial_system_attrs(trial._trial_id).get(FIDELITY_ATTR)
                     if plan.strategy.multi_fidelity else None)
         if fidelity:
-            trial.set_user_attr("budget", fidelity)
+            put("budget", fidelity)
         ctx = OptunaContext(trial, seed, fidelity)
         try:
             result = objective(config, space=space, ctx=ctx)
@@ -319,15 +329,15 @@ def make_trial_function(
                     f"{result.values}, the study has {n_values} direction(s)"
                 )
         except TrialFailure as e:
-            trial.set_user_attr("fail_reason", str(e))
+            put("fail_reason", str(e))
             raise
         except optuna.TrialPruned:
             raise
         except Exception as e:
-            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
+            put("fail_reason", f"{type(e).__name__}: {e}")
             raise
         for key, value in result.user_attrs.items():
-            trial.set_user_attr(key, _jsonable(value))
+            put(key, _jsonable(value))
         if plan.strategy.constraints:
             # Optuna's trial constraints (feasible when <= 0) from bounds on what the trial
             # recorded; a trial without the attribute cannot be shown feasible.
@@ -408,64 +418,138 @@ def _total(study: optuna.Study) -> int:
         # One COUNT query instead of loading the unfinished trials with their params and
         # attributes (what get_trials does): this runs after every trial.
         try:
-            import sqlalchemy as sa
-            from optuna.storages._rdb import models
-
-            query = (sa.select(sa.func.count()).select_from(models.TrialModel)
-                     .where(models.TrialModel.study_id == study._study_id,
-                            models.TrialModel.state.in_(states)))
             with backend.engine.connect() as connection:
-                return int(connection.execute(query).scalar_one())
+                return int(connection.execute(_count_query(study._study_id)).scalar_one())
         except Exception:  # another Optuna schema: the public, slower way
             pass
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _stamp_new_trials(
-    study: optuna.Study, worker: str, study_seed: int
-) -> tuple[Callable[[int, int], bool], Callable[[], None]]:
-    """Make the trials this process creates carry their worker and seed from their creation.
+@functools.lru_cache(maxsize=64)
+def _count_query(study_id: int) -> Any:
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
 
-    Optuna creates a trial in one storage transaction and each attribute is one more (~10 ms
-    each on SQLite). A template trial (what ``enqueue_trial`` uses) puts attributes into the
-    creation's own transaction: the worker id always, and the seed of the trial number this
-    process expects next (numbers are the study's trial count; another process creating a
-    trial at the same moment can take it, then the seed is written separately). Returns
-    ``numbered(trial_id, number)``, which the trial function calls to learn whether the trial
-    carries the right worker and seed (trials popped from the queue carry neither), and a
-    function that undoes the patch."""
+    states = (*FINISHED, optuna.trial.TrialState.RUNNING)
+    return (sa.select(sa.func.count()).select_from(models.TrialModel)
+            .where(models.TrialModel.study_id == study_id, models.TrialModel.state.in_(states)))
+
+
+def _stamp_new_trials(study: optuna.Study, worker: str) -> Callable[[], None]:
+    """Make the trials this process creates carry their worker from their creation (so that a
+    later run can tell a trial whose process died, ``recover_stale``): a template trial, what
+    ``enqueue_trial`` uses, puts the attribute into the creation's own storage transaction
+    rather than one more (~1 ms each on SQLite). Trials popped from the queue are not created
+    here; the trial function writes their worker. Returns a function that undoes the patch."""
     storage = study._storage
     create = storage.create_new_trial
-    stamped: dict[int, int] = {}
-    following: list[int] = []
 
     def create_new_trial(study_id: int, template_trial: Any = None) -> int:
         if template_trial is not None:
             return create(study_id, template_trial)
-        expected = following[0] if following else storage.get_n_trials(study_id)
         template = optuna.trial.FrozenTrial(
             number=-1, state=optuna.trial.TrialState.RUNNING, value=None, values=None,
             datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
-            distributions={}, user_attrs={"seed": trial_seed(study_seed, expected)},
-            system_attrs={WORKER_ATTR: worker}, intermediate_values={}, trial_id=-1,
+            distributions={}, user_attrs={}, system_attrs={WORKER_ATTR: worker},
+            intermediate_values={}, trial_id=-1,
         )
-        trial_id = create(study_id, template)
-        stamped[trial_id] = expected
-        # Until the trial function says which number the trial got (no storage read here).
-        following.clear()
-        return trial_id
-
-    def numbered(trial_id: int, number: int) -> bool:
-        """Called with the trial's number: whether its stamped seed is right."""
-        following[:] = [number + 1]
-        return stamped.get(trial_id) == number
+        return create(study_id, template)
 
     storage.create_new_trial = create_new_trial  # type: ignore[method-assign]
 
     def undo() -> None:
         del storage.create_new_trial
 
-    return numbered, undo
+    return undo
+
+
+def _attrs_at_finish(
+    study: optuna.Study,
+) -> tuple[Callable[[int, str, Any], None] | None, Callable[[], None]]:
+    """On an RDB storage, write a trial's user attributes in the transaction that finishes it.
+
+    Each ``set_user_attr`` is one transaction of its own (a commit, an fsync on SQLite: ~1 ms),
+    and Optuna has no batch write; a trial that records its seed, architecture, costs and the
+    objective's attributes paid one per attribute. Returns ``defer(trial_id, key, value)``,
+    which holds an attribute until the trial's state becomes final (COMPLETE, PRUNED or FAIL:
+    Optuna's ``tell`` always comes, Ctrl-C included), and an undo function; ``defer`` is None
+    where this does not apply (in-memory and journal storages, another Optuna schema), and
+    the caller writes at once. What is deferred is gone if the process is killed during the
+    trial (``recover_stale`` then fails it with its parameters and worker, without them)."""
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    none: tuple[None, Callable[[], None]] = (None, lambda: None)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return none
+    try:  # Optuna's own pieces of set_trial_state_values (optuna 3.x-5.x)
+        import sqlalchemy.exc
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        parts = (backend._set_trial_attr_without_commit, backend._set_trial_value_without_commit,
+                 backend.check_trial_is_updatable, models.TrialModel.find_or_raise_by_id)
+    except (ImportError, AttributeError):
+        return none
+    set_attr, set_value, check, find = parts
+    pending: dict[int, dict[str, Any]] = {}
+    finish = backend.set_trial_state_values
+    table = models.TrialUserAttributeModel
+    dialect = backend.engine.name
+    if dialect in ("sqlite", "postgresql"):
+        # One multi-row upsert (Optuna runs a SELECT and an upsert per attribute); the same
+        # statement as Optuna's, on the same unique (trial_id, key).
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert
+
+        def write_attrs(session: Any, trial_id: int, attrs: dict[str, Any]) -> None:
+            stmt = insert(table).values([
+                {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
+                for k, v in attrs.items()
+            ])
+            session.execute(stmt.on_conflict_do_update(
+                index_elements=[table.trial_id, table.key],
+                set_={"value_json": stmt.excluded.value_json},
+            ))
+    else:
+        def write_attrs(session: Any, trial_id: int, attrs: dict[str, Any]) -> None:
+            for key, value in attrs.items():
+                set_attr(session, table, trial_id, key, value)
+
+    def defer(trial_id: int, key: str, value: Any) -> None:
+        # Made JSON here (as Optuna would, at once): nothing can fail later in Optuna's tell.
+        pending.setdefault(trial_id, {})[key] = _jsonable(value)
+
+    def set_trial_state_values(trial_id: int, state: optuna.trial.TrialState,
+                               values: Any = None) -> bool:
+        attrs = pending.pop(trial_id, None) if state.is_finished() else None
+        if not attrs:
+            return finish(trial_id, state, values)
+        try:
+            with _create_scoped_session(backend.scoped_session) as session:
+                trial = find(trial_id, session, for_update=True)
+                check(trial_id, trial.state)
+                write_attrs(session, trial_id, attrs)
+                for objective, v in enumerate(values or ()):
+                    set_value(session, trial, objective, v)
+                trial.state = state
+                trial.datetime_complete = datetime.datetime.now()
+            return True
+        except sqlalchemy.exc.IntegrityError:
+            return False
+        except TypeError:
+            # Optuna's internals changed under us: the slow, public way (rolled back above).
+            for key, value in attrs.items():
+                backend.set_trial_user_attr(trial_id, key, value)
+            return finish(trial_id, state, values)
+
+    backend.set_trial_state_values = set_trial_state_values  # type: ignore[method-assign]
+
+    def undo() -> None:
+        del backend.set_trial_state_values
+        pending.clear()
+
+    return defer, undo
 
 
 def epochs_spent(study: optuna.Study) -> int:
@@ -497,12 +581,10 @@ def _optimize(plan: Plan, study: optuna.Study, n: int, timeout_s: float | None,
     # Other processes may join a stored study; an in-memory one is this process's alone, and
     # study.optimize's n_trials already stops it.
     shared = not isinstance(study._storage, optuna.storages.InMemoryStorage)
-    if shared:
-        stamped, undo = _stamp_new_trials(study, worker_id(), plan.spec.seed)
-    else:
-        # Nothing else can see an in-memory study: no worker to record (recover_stale never
-        # reads it), and a template trial would cost more than the write it saves.
-        stamped, undo = (lambda trial_id, number: False), (lambda: None)
+    # Nothing else can see an in-memory study: no worker to record (recover_stale never reads
+    # it), and its writes cost nothing to batch.
+    undo_stamp = _stamp_new_trials(study, worker_id()) if shared else (lambda: None)
+    defer, undo_defer = _attrs_at_finish(study) if shared else (None, lambda: None)
     # What exists before the loop (torch, the data, imported modules) lives through it: kept
     # out of the cyclic collector's scans (gc.freeze), whose full passes over that heap were
     # most of the per-trial cost of cheap samplers; unfrozen after the loop.
@@ -511,14 +593,15 @@ def _optimize(plan: Plan, study: optuna.Study, n: int, timeout_s: float | None,
         gc.freeze()
     try:
         study.optimize(
-            make_trial_function(plan, stamped, stop_at_total=shared),
+            make_trial_function(plan, stamped=shared, stop_at_total=shared, defer=defer),
             n_trials=n,
             timeout=timeout_s,
             catch=(TrialFailure,),
             callbacks=callbacks or None,  # Optuna reads the trial back for any list
         )
     finally:
-        undo()
+        undo_defer()
+        undo_stamp()
         if frozen:
             gc.unfreeze()
 

@@ -1,15 +1,17 @@
 """What the runner writes per trial and how SQLite files are opened: write-ahead log, heartbeat
-defaults, the worker and seed stamped at a trial's creation."""
+defaults, the worker stamped at a trial's creation, user attributes written with its end."""
 
 from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import optuna
+import sqlalchemy
 
 import nas_hpo
 from nas_hpo import Categorical, Integer, SearchSpace
-from nas_hpo._runner import _stamp_new_trials, trial_seed
+from nas_hpo._runner import _attrs_at_finish, _stamp_new_trials, trial_seed
 from nas_hpo._spec import load_spec
 from nas_hpo._storage import WORKER_ATTR, _on_network_fs, open_storage
 
@@ -59,12 +61,12 @@ def test_heartbeat_is_on_for_database_servers_and_off_for_sqlite_unless_asked(tm
     assert spec.heartbeat_s is None  # resolved per storage: 30 s on PostgreSQL / MySQL
 
 
-def test_trials_carry_worker_and_seed_from_their_creation(tmp_path):
+def test_trials_carry_worker_and_seed(tmp_path):
     url = f"sqlite:///{tmp_path / 'c.db'}"
     run = dict(space=_space(), objective=_score, strategy="random", storage=url,
                study_name="c", seed=3)
     nas_hpo.run({"study": {"cost": []}}, n_trials=2, **run)
-    # A queued trial is popped, not created: its worker and seed are written separately.
+    # A queued trial is popped, not created: its worker is written separately.
     optuna.load_study(study_name="c", storage=url).enqueue_trial({"x": 4, "op": "b"})
     study = nas_hpo.run({"study": {"cost": []}}, n_trials=5, **run)
     trials = study.get_trials()
@@ -72,28 +74,57 @@ def test_trials_carry_worker_and_seed_from_their_creation(tmp_path):
     for t in trials:
         assert t.system_attrs[WORKER_ATTR].count(":") == 2
         assert t.user_attrs["seed"] == trial_seed(3, t.number)
+        assert t.user_attrs["arch"] == _space().arch_key(t.params)
 
 
-def test_a_trial_number_taken_by_another_process_gets_its_own_seed(tmp_path):
-    url = f"sqlite:///{tmp_path / 'd.db'}"
-    study = optuna.create_study(study_name="d", storage=open_storage(url, heartbeat_s=0))
-    numbered, undo = _stamp_new_trials(study, "me:1:1.0", study_seed=5)
+def test_a_new_trial_carries_its_worker_from_its_creation(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'w.db'}",
+                                                     heartbeat_s=0))
+    undo = _stamp_new_trials(study, "me:1:1.0")
     try:
-        first = study.ask()
-        assert numbered(first._trial_id, first.number)
-        assert study._storage.get_trial(first._trial_id).user_attrs["seed"] == trial_seed(5, 0)
-        # Another process creates trial 1 before this one asks its next.
-        other = optuna.load_study(study_name="d", storage=open_storage(url, heartbeat_s=0))
-        other.ask()
-        second = study.ask()
-        assert second.number == 2
-        # The seed stamped at creation was the one of trial 1: the runner must write it again.
-        assert not numbered(second._trial_id, second.number)
-        third = study.ask()
-        assert numbered(third._trial_id, third.number)
+        trial = study.ask()
+        assert study._storage.get_trial(trial._trial_id).system_attrs[WORKER_ATTR] == "me:1:1.0"
     finally:
         undo()
     assert "create_new_trial" not in vars(study._storage)
+    assert WORKER_ATTR not in study._storage.get_trial(study.ask()._trial_id).system_attrs
+
+
+def test_user_attributes_are_written_in_the_transaction_that_finishes_the_trial(tmp_path):
+    def two_trials(name: str, batched: bool):
+        storage = open_storage(f"sqlite:///{tmp_path / name}", heartbeat_s=0)
+        study = optuna.create_study(storage=storage)
+        defer, undo = _attrs_at_finish(study) if batched else (None, lambda: None)
+        commits = []
+        sqlalchemy.event.listen(storage.engine, "commit", lambda conn: commits.append(1))
+
+        def objective(trial):
+            for i in range(5):
+                value = np.float32(i) if i else i  # numpy scalars are made JSON
+                if batched:
+                    defer(trial._trial_id, f"a{i}", value)
+                else:
+                    trial.set_user_attr(f"a{i}", float(value) if i else value)
+            held = storage.get_trial(trial._trial_id).user_attrs
+            assert ("a0" in held) is not batched  # held until the trial ends
+            if trial.number == 1:
+                raise ValueError("broken")
+            return 1.0
+
+        try:
+            study.optimize(objective, n_trials=2, catch=(ValueError,))
+        finally:
+            undo()
+        assert "set_trial_state_values" not in vars(storage)
+        return study.get_trials(), len(commits)
+
+    (ok, failed), batched_commits = two_trials("f.db", batched=True)
+    assert ok.state.name == "COMPLETE" and failed.state.name == "FAIL"
+    assert ok.user_attrs == failed.user_attrs == {f"a{i}": i for i in range(5)}
+    assert ok.datetime_complete is not None and ok.value == 1.0
+    # Written one by one, each attribute was a transaction of its own: 5 per trial.
+    _, one_by_one_commits = two_trials("g.db", batched=False)
+    assert one_by_one_commits - batched_commits == 10
 
 
 def test_a_resumed_study_does_not_replay_the_first_runs_draws(tmp_path):

@@ -378,6 +378,11 @@ def run_ray(plan: Plan) -> optuna.Study:
     if remaining <= 0 and not restoring:
         return study
     if not restoring:
+        resume_at = len(study.get_trials(deepcopy=False))
+        if resume_at:
+            # As on the optuna backend: a resumed study's strategy is seeded from the trials
+            # it holds already, so that it does not propose the first run's draws again.
+            plan = prepare(spec, progress=plan.progress, resume_at=resume_at)
         warm_start(plan, study)  # enqueued trials are what OptunaSearch asks for first
     started = _connect(spec)
     try:

@@ -51,6 +51,12 @@ def test_local_ray_sweep_is_recorded_in_the_optuna_study(tmp_path):
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     assert all(t.value == sum(v for k, v in t.params.items() if k.endswith("_kernel"))
                for t in study.trials)
+    # Resumed, the strategy is seeded from the trials so far: TPE's random start does not
+    # propose the first run's architectures again.
+    study = nas_hpo.run(space="resnet_blocks", objective=TOY + "kernel_sum", strategy="tpe",
+                        n_trials=6, storage=storage, study_name="callable", backend="ray")
+    archs = [t.user_attrs["arch"] for t in study.trials]
+    assert len(archs) == 6 and not set(archs[3:]) & set(archs[:3])
     study = nas_hpo.run(space="resnet_blocks", objective=TOY + "broken", strategy="random",
                         n_trials=2, storage=storage, study_name="broken", backend="ray")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
