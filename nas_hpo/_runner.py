@@ -410,6 +410,12 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def describer(plan: Plan) -> Callable[[optuna.trial.FrozenTrial], dict[str, Any]]:
+    """What ``recover_stale`` gives a trial whose process died before writing it."""
+    return lambda t: {"seed": trial_seed(plan.spec.seed, t.number),
+                      "arch": plan.space.arch_key(t.params)}
+
+
 def _total(study: optuna.Study) -> int:
     """Trials that count against ``n_trials``: finished ones and those running now."""
     states = (*FINISHED, optuna.trial.TrialState.RUNNING)
@@ -622,7 +628,7 @@ def _run_optuna(plan: Plan) -> optuna.Study:
 
     spec = plan.spec
     study = open_study(plan)
-    failed = recover_stale(study)
+    failed = recover_stale(study, describer(plan))
     if failed:
         _log.warning("trials %s were left RUNNING by a worker that is gone; marked failed",
                      failed)

@@ -30,6 +30,7 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -214,10 +215,15 @@ def _alive(worker: str) -> bool | None:
         return False
 
 
-def recover_stale(study: optuna.Study) -> list[int]:
+def recover_stale(
+    study: optuna.Study,
+    describe: Callable[[optuna.trial.FrozenTrial], dict[str, Any]] | None = None,
+) -> list[int]:
     """Fail the RUNNING trials of ``study`` whose worker is gone, each with a ``fail_reason``;
     returns their numbers. Trials of live workers (other processes of a ``--workers`` run,
-    other machines with a fresh heartbeat) are left alone."""
+    other machines with a fresh heartbeat) are left alone. ``describe(trial)``: user
+    attributes to give a failed trial where it lacks them (the runner's seed and ``arch``,
+    which it writes when a trial ends: a killed process never did)."""
     from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
     from optuna.trial import TrialState
 
@@ -238,8 +244,17 @@ def recover_stale(study: optuna.Study) -> list[int]:
                                        "(worker lost)")
     failed = []
     numbers = {t._trial_id: t.number for t in running}
+    by_id = {t._trial_id: t for t in running}
     for trial_id, reason in stale.items():
         try:
+            trial = by_id.get(trial_id) or storage.get_trial(trial_id)
+            try:
+                known = describe(trial) if describe else {}
+            except Exception:  # what it could not say is missing; the trial still fails
+                known = {}
+            for key, value in known.items():
+                if key not in trial.user_attrs:
+                    storage.set_trial_user_attr(trial_id, key, value)
             storage.set_trial_user_attr(trial_id, "fail_reason", reason)
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 failed.append(numbers.get(trial_id, storage.get_trial_number_from_id(trial_id)))

@@ -40,6 +40,7 @@ from nas_hpo._runner import (
     ProxyScorer,
     _jsonable,
     _total,
+    describer,
     open_study,
     prepare,
     trial_seed,
@@ -368,7 +369,7 @@ def run_ray(plan: Plan) -> optuna.Study:
     restoring = (state == "running" and tune.Tuner.can_restore(path)
                  and spec.n_trials - _count_done(study) > 0)
     if not restoring:
-        failed = recover_stale(study)
+        failed = recover_stale(study, describer(plan))
         if failed:
             import logging
 
@@ -426,7 +427,7 @@ def run_ray(plan: Plan) -> optuna.Study:
         if restoring:
             # Trials the interrupted driver asked for after Tune's last checkpoint are unknown
             # to the restored sweep; they are failed with a reason rather than left RUNNING.
-            recover_stale(study)
+            recover_stale(study, describer(plan))
     finally:
         if started:
             ray.shutdown()
