@@ -159,7 +159,6 @@ def warm_start(plan: Plan, study: optuna.Study) -> list[dict[str, Any]]:
     return [c for _, c in best]
 
 
-@functools.lru_cache(maxsize=256)  # asked twice per trial (creation and evaluation)
 def trial_seed(study_seed: int, number: int) -> int:
     """The seed of trial ``number``: distinct per trial, fixed by the study's seed."""
     return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
