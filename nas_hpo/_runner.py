@@ -160,8 +160,48 @@ def warm_start(plan: Plan, study: optuna.Study) -> list[dict[str, Any]]:
 
 
 def trial_seed(study_seed: int, number: int) -> int:
-    """The seed of trial ``number``: distinct per trial, fixed by the study's seed."""
+    """The seed of trial ``number``: distinct per trial, fixed by the study's seed; the first
+    word of ``np.random.SeedSequence([study_seed, number]).generate_state(1)``."""
+    if 0 <= study_seed <= _U32 and 0 <= number <= _U32:
+        return int(_seed_block(study_seed, number >> 10)[number & 1023])
     return int(np.random.SeedSequence([study_seed, number]).generate_state(1)[0])
+
+
+_U32 = 0xFFFFFFFF
+
+
+@functools.lru_cache(maxsize=16)
+def _seed_block(study_seed: int, block: int) -> np.ndarray:
+    """``trial_seed`` of trials 1024·block ... 1024·block + 1023, computed together.
+
+    Why not SeedSequence itself: building one costs ~10 µs, a fifth of a cheap sampler's whole
+    trial. This is NumPy's SeedSequence entropy mixing (pool of 4 words, entropy
+    [study_seed, number], both one 32-bit word) and its generate_state for one word, on
+    arrays; its hash constants do not depend on the data, so every lane shares them. Tested
+    equal to SeedSequence."""
+    u64, mask = np.uint64, np.uint64(_U32)
+    number = np.arange(block << 10, (block << 10) + 1024, dtype=np.uint64)
+    entropy = [np.full(1024, study_seed, dtype=np.uint64), number, None, None]
+    const = 0x43B0D7E5
+
+    def hashmix(value: np.ndarray | None) -> np.ndarray:
+        nonlocal const
+        v = (np.zeros(1024, dtype=np.uint64) if value is None else value) ^ u64(const)
+        const = (const * 0x931E8875) & _U32
+        v = (v * u64(const)) & mask
+        return v ^ (v >> u64(16))
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        r = (u64(0xCA01F9DD) * x - u64(0x4973F715) * y) & mask
+        return r ^ (r >> u64(16))
+
+    pool = [hashmix(e) for e in entropy]
+    for src in range(4):
+        for dst in range(4):
+            if src != dst:
+                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    v = (pool[0] ^ u64(0x8B51F9DD)) * u64((0x8B51F9DD * 0x58F38DED) & _U32) & mask
+    return v ^ (v >> u64(16))
 
 
 def _space(spec: StudySpec) -> SearchSpace:

@@ -140,3 +140,13 @@ def test_a_resumed_study_does_not_replay_the_first_runs_draws(tmp_path):
     assert params[6:] != params[:6]
     # Still reproducible: the same two runs give the same trials.
     assert two_legs(f"sqlite:///{tmp_path / 'r2.db'}") == params
+
+
+def test_trial_seeds_are_numpy_seed_sequence_words():
+    # trial_seed computes 1,024 trials' seeds at once; it must stay SeedSequence's value.
+    rng = np.random.default_rng(0)
+    pairs = [(0, n) for n in range(2100)] + [(2**32 - 1, 2**32 - 1), (2**32, 7), (3, 2**40)]
+    pairs += [(int(a), int(b)) for a, b in rng.integers(0, 2**32, size=(500, 2))]
+    for study_seed, number in pairs:
+        expected = np.random.SeedSequence([study_seed, number]).generate_state(1)[0]
+        assert trial_seed(study_seed, number) == int(expected)

@@ -93,9 +93,11 @@ class SearchSpace:
         # arch_key's fast path: a value that *is* one of its parameter's choice objects (what
         # Optuna and sample() hand back) is already canonical. Object ids mean nothing in
         # another process, so a pickled space rebuilds this (__setstate__).
-        self._choice_ids: dict[str, frozenset[int]] = {
-            n: frozenset(map(id, p.choices)) for n, p in self._params.items()
-            if isinstance(p, Categorical)
+        # Each choice object's JSON text "name":value, as json.dumps writes it in a dict.
+        self._fragments: dict[str, dict[int, str]] = {
+            n: {id(c): f"{json.dumps(n)}:{json.dumps(c, separators=(',', ':'))}"
+                for c in p.choices}
+            for n, p in self._params.items() if isinstance(p, Categorical)
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -362,12 +364,18 @@ class SearchSpace:
         established name for their architectures (NAS-Bench-201 strings) supply their own."""
         if self._key_fn is not None:
             return self._key_fn(config)
-        ids, canonical = self._choice_ids, self._canonical
-        clean = {}
-        for k in sorted(config):  # keys sorted here: json.dumps need not sort again
+        # json.dumps(canonical config, sort_keys=True, separators=(",", ":")), written a
+        # parameter at a time so that choice objects reuse their text (the runner calls this
+        # on every trial; the dict's dump cost more than a cheap sampler's draw).
+        fragments, parts = self._fragments, []
+        for k in sorted(config):
             v = config[k]
-            clean[k] = v if id(v) in ids.get(k, ()) else canonical(k, v)
-        return json.dumps(clean, separators=(",", ":"))
+            text = fragments[k].get(id(v)) if k in fragments else None
+            if text is None:
+                canonical = self._canonical(k, v)
+                text = f"{json.dumps(k)}:{json.dumps(canonical, separators=(',', ':'))}"
+            parts.append(text)
+        return "{" + ",".join(parts) + "}"
 
     def _canonical(self, name: str, value: Any) -> Any:
         # Equal configs must share a key, yet 2 == 2.0 while json writes them apart (and a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import pickle
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -494,6 +495,21 @@ def test_arch_key_is_canonical():
     assert a == b and space.arch_key(a) == space.arch_key(b)
     assert json.loads(space.arch_key(a)) == {"f": 1.0, "n": 3, "w": 2}
     assert space.arch_key(a) != space.arch_key({**a, "w": 2.5})
+
+
+def test_arch_key_is_the_sorted_compact_json_of_the_canonical_config():
+    space = SearchSpace([Categorical("op", ("conv", "skip", False, True)),
+                         Categorical("w", (8, 16.5)), Integer("n", 1, 3), Float("f", 0, 1)])
+    for a in space.sample(seed=0), {"op": False, "w": 16.5, "n": 2, "f": 0.25}, \
+            {"op": True, "w": 8, "n": np.int64(1), "f": 1}, {"op": "skip", "w": 8.0, "n": 3.0}:
+        canonical = {k: space._canonical(k, v) for k, v in a.items()}
+        assert space.arch_key(a) == json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    # A choice spelled by another object of equal value gets the choice's text.
+    assert space.arch_key({"op": "sk" + "ip", "w": 8.0}) == '{"op":"skip","w":8}'
+    # The ids behind the fast path are rebuilt where the space is unpickled.
+    clone = pickle.loads(pickle.dumps(space))
+    config = {"op": clone._params["op"].choices[0], "w": 16.5}
+    assert clone.arch_key(config) == space.arch_key(config) == '{"op":"conv","w":16.5}'
 
 
 # --------------------------------------------------------------------------- neighbourhoods
