@@ -8,7 +8,10 @@ the trial's seed.
 
 The data stay on the training device as tensors for the whole run and batches are indexed
 there (augmentation too), so no Python data pipeline runs per batch; the loss is checked once
-per epoch, so the GPU is not synchronized after every step. Four low fidelities, as in the
+per epoch, so the GPU is not synchronized after every step. Batches and weights are in
+channels_last on the CPU and on a GPU (oneDNN's and cuDNN's fast layout; see
+``avoid_strided_pointwise_convs`` for the one oneDNN shape that needs a rewrite). Four low
+fidelities, as in the
 literature, are options that multi-fidelity strategies can drive through
 ``Context.fidelity``: ``epochs``, ``data_fraction`` (a fixed, stratified part of the training
 split), ``resolution`` (inputs resized once per trial) and ``width_mult`` (the space's own width
