@@ -34,9 +34,8 @@ class Result:
     user_attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        values = tuple(float(v) for v in self.values)
-        bad = [v for v in values if not math.isfinite(v)]
-        if bad:
+        values = tuple(map(float, self.values))
+        if not all(map(math.isfinite, values)):
             raise TrialFailure(f"the objective returned a non-finite value: {values}")
         object.__setattr__(self, "values", values)
 

@@ -26,6 +26,7 @@ whatever the storage (journal files have no heartbeat in Optuna).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -192,9 +193,13 @@ def _use_wal(storage: optuna.storages.RDBStorage) -> None:
 
 def worker_id() -> str:
     """``host:pid:start_time`` of this process: enough to tell, later, that it is gone."""
+    return _worker_id(os.getpid())
+
+
+@functools.lru_cache(maxsize=8)  # per pid: a forked child gets its own
+def _worker_id(pid: int) -> str:
     import psutil
 
-    pid = os.getpid()
     return f"{socket.gethostname()}:{pid}:{psutil.Process(pid).create_time():.3f}"
 
 

@@ -161,3 +161,38 @@ def test_memory_storage_runs_without_a_file(tmp_path, monkeypatch):
     assert len(study.trials) == 3 and isinstance(study._storage,
                                                  optuna.storages.InMemoryStorage)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["memory", "sqlite"])
+def test_user_attributes_land_on_the_trial_in_memory_and_on_a_database(where, tmp_path):
+    # In memory they are held during the trial and written in one step at its end; on a
+    # database in the transaction that finishes it. Either way: all of them, the objective's
+    # own over what its context set earlier, failed trials included.
+    from nas_hpo._objective import Result, TrialFailure
+    from nas_hpo._runner import trial_seed
+
+    space = depth_space()
+
+    def objective(config: dict, ctx) -> Result:
+        ctx.set_attr("note", "ctx")
+        ctx.set_attr("early", 1)
+        if config["depth"] == 1:
+            raise TrialFailure("depth one is not allowed")
+        return Result((score(config),), {"note": "result", "layers": config["depth"]})
+
+    storage = ":memory:" if where == "memory" else f"sqlite:///{tmp_path / 'a.db'}"
+    study = nas_hpo.run(space=space, objective=objective, strategy="random", n_trials=12,
+                        storage=storage, study_name="attrs", seed=5)
+    trials = study.get_trials()
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE,
+                                         optuna.trial.TrialState.FAIL}
+    for t in trials:
+        assert t.user_attrs["seed"] == trial_seed(5, t.number)
+        assert t.user_attrs["arch"] == space.arch_key(t.params)
+        assert t.user_attrs["early"] == 1
+        if t.state == optuna.trial.TrialState.FAIL:
+            assert t.user_attrs["fail_reason"] == "depth one is not allowed"
+            assert t.user_attrs["note"] == "ctx"
+        else:
+            assert t.user_attrs["note"] == "result"
+            assert t.user_attrs["layers"] == t.params["depth"]

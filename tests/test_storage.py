@@ -7,6 +7,7 @@ import sqlite3
 
 import numpy as np
 import optuna
+import pytest
 import sqlalchemy
 
 import nas_hpo
@@ -77,17 +78,41 @@ def test_trials_carry_worker_and_seed(tmp_path):
         assert t.user_attrs["arch"] == _space().arch_key(t.params)
 
 
-def test_a_new_trial_carries_its_worker_from_its_creation(tmp_path):
-    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'w.db'}",
-                                                     heartbeat_s=0))
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_new_trial_carries_its_worker_from_its_creation(tmp_path, kind):
+    # On a database: one more INSERT in Optuna's creation transaction; elsewhere: a template.
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'w.db'}"
+        storage = open_storage(url, heartbeat_s=0)
+    else:
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "w.log")))
+    study = optuna.create_study(storage=storage, study_name="w")
+    backend = getattr(storage, "_backend", storage)
+    commits = []
+    if kind == "sqlite":
+        sqlalchemy.event.listen(backend.engine, "commit", lambda conn: commits.append(1))
+    study.ask()
+    plain_commits, commits[:] = len(commits), []
     undo = _stamp_new_trials(study, "me:1:1.0")
     try:
         trial = study.ask()
-        assert study._storage.get_trial(trial._trial_id).system_attrs[WORKER_ATTR] == "me:1:1.0"
+        assert len(commits) == plain_commits  # no transaction of its own
+        assert trial._cached_frozen_trial.system_attrs[WORKER_ATTR] == "me:1:1.0"
+        assert storage.get_trial(trial._trial_id).system_attrs[WORKER_ATTR] == "me:1:1.0"
+        # A trial made from a template (enqueue_trial) keeps Optuna's own path.
+        study.enqueue_trial({"x": 1}, user_attrs={"from": "queue"})
+        queued = study.get_trials(states=[optuna.trial.TrialState.WAITING])[0]
+        assert WORKER_ATTR not in queued.system_attrs and queued.user_attrs == {"from": "queue"}
     finally:
         undo()
-    assert "create_new_trial" not in vars(study._storage)
-    assert WORKER_ATTR not in study._storage.get_trial(study.ask()._trial_id).system_attrs
+    if kind == "sqlite":  # what another process reads from the file
+        fresh = optuna.load_study(study_name="w", storage=url)
+        assert fresh.get_trials()[1].system_attrs[WORKER_ATTR] == "me:1:1.0"
+    patched = {"create_new_trial", "_create_new_trial", "_get_prepared_new_trial"}
+    assert not patched & set(vars(storage)) and not patched & set(vars(backend))
+    assert WORKER_ATTR not in storage.get_trial(study.ask()._trial_id).system_attrs
 
 
 def test_user_attributes_are_written_in_the_transaction_that_finishes_the_trial(tmp_path):

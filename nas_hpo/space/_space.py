@@ -39,6 +39,7 @@ Builder = Callable[..., "torch.nn.Module"]
 _REJECTION_DRAWS = 1_000
 _FALLBACK_DRAWS = 100
 _MUTATION_DRAWS = 200
+_TEXT_CACHE = 4_096  # arch_key: cached texts per Integer parameter, cached name orders
 
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -99,6 +100,12 @@ class SearchSpace:
                 for c in p.choices}
             for n, p in self._params.items() if isinstance(p, Categorical)
         }
+        # The same text for the int values of Integer parameters (filled as they come, up to
+        # _TEXT_CACHE values each), and each set of active names in sorted order.
+        self._int_text: dict[str, dict[int, str]] = {
+            n: {} for n, p in self._params.items() if isinstance(p, Integer)
+        }
+        self._sorted_names: dict[tuple[str, ...], list[str]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -367,10 +374,23 @@ class SearchSpace:
         # json.dumps(canonical config, sort_keys=True, separators=(",", ":")), written a
         # parameter at a time so that choice objects reuse their text (the runner calls this
         # on every trial; the dict's dump cost more than a cheap sampler's draw).
-        fragments, parts = self._fragments, []
-        for k in sorted(config):
+        fragments, ints, parts = self._fragments, self._int_text, []
+        names = tuple(config)
+        order = self._sorted_names.get(names)
+        if order is None:
+            order = sorted(names)
+            if len(self._sorted_names) < _TEXT_CACHE:
+                self._sorted_names[names] = order
+        for k in order:
             v = config[k]
-            text = fragments[k].get(id(v)) if k in fragments else None
+            text = None
+            if k in fragments:
+                text = fragments[k].get(id(v))
+            elif type(v) is int and k in ints:  # an Integer's int is its own canonical value
+                known = ints[k]
+                text = known.get(v)
+                if text is None and len(known) < _TEXT_CACHE:
+                    text = known[v] = f"{json.dumps(k)}:{v}"
             if text is None:
                 canonical = self._canonical(k, v)
                 text = f"{json.dumps(k)}:{json.dumps(canonical, separators=(',', ':'))}"

@@ -503,7 +503,17 @@ def test_arch_key_is_the_sorted_compact_json_of_the_canonical_config():
     for a in space.sample(seed=0), {"op": False, "w": 16.5, "n": 2, "f": 0.25}, \
             {"op": True, "w": 8, "n": np.int64(1), "f": 1}, {"op": "skip", "w": 8.0, "n": 3.0}:
         canonical = {k: space._canonical(k, v) for k, v in a.items()}
-        assert space.arch_key(a) == json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        expected = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        # Twice (the second from the cached texts and name order) and in reverse order.
+        assert space.arch_key(a) == space.arch_key(a) == expected
+        assert space.arch_key(dict(reversed(list(a.items())))) == expected
+    # Integer texts cached by value: a name JSON must escape, and bools are not ints here.
+    odd = SearchSpace([Integer('n"\\', -3, 300), Categorical("b", (2, 3))])
+    for config in ({'n"\\': 7, "b": 2}, {'n"\\': True, "b": 3}, {'n"\\': 7.0, "b": 2.0},
+                   {'n"\\': -3, "b": 2}):
+        canonical = {k: odd._canonical(k, v) for k, v in config.items()}
+        expected = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        assert odd.arch_key(config) == odd.arch_key(config) == expected
     # A choice spelled by another object of equal value gets the choice's text.
     assert space.arch_key({"op": "sk" + "ip", "w": 8.0}) == '{"op":"skip","w":8}'
     # The ids behind the fast path are rebuilt where the space is unpickled.
