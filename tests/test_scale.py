@@ -57,6 +57,10 @@ def test_workers_on_postgresql_and_two_separate_runs_join_one_study(postgres_url
     study = nas_hpo.run(space="resnet_blocks", objective=TOY, strategy="tpe", n_trials=6,
                         workers=2, storage=postgres_url, study_name="pg-workers")
     _check_exact(study.get_trials(), 6)
+    # Seed and architecture went in the finishing transaction's upsert, on PostgreSQL too.
+    space = nas_hpo.spaces.get("resnet_blocks")
+    assert all(t.user_attrs["seed"] == trial_seed(0, t.number)
+               and t.user_attrs["arch"] == space.arch_key(t.params) for t in study.get_trials())
     # Two `nas-hpo run` processes, as on two machines, with the same URL and study name.
     cmd = [EXE, "run", "--space", "resnet_blocks", "--objective", TOY, "--strategy", "random",
            "--n-trials", "8", "--storage", postgres_url, "--study-name", "pg-join", "-q"]
