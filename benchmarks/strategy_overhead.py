@@ -17,6 +17,8 @@ storage as nas-hpo opens it (``ratio same storage``, the cost of nas-hpo's bookk
 
     python benchmarks/strategy_overhead.py --sizes 100 1000 --strategies random tpe
     python benchmarks/strategy_overhead.py --sizes 5000 --storages memory
+    python benchmarks/strategy_overhead.py --sizes 1000 --strategies gp smac --storages sqlite \
+        --timed 10      # trials 991-1000: both sides resume the same 990-trial study
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -58,21 +61,44 @@ def storage_url(kind: str, tag: str) -> str | None:
     return f"sqlite:///{tempfile.mkdtemp()}/{tag}.db"
 
 
-def bare(strategy: str, n: int, storage: str | None, ours_storage: bool = False) -> float:
+def prefilled(done: int) -> str:
+    """A SQLite file whose study "o" holds ``done`` finished trials of random configs."""
+    path = f"{tempfile.mkdtemp()}/prefilled.db"
+    s = space()
+    study = optuna.create_study(direction="maximize", study_name="o",
+                                sampler=optuna.samplers.RandomSampler(seed=0),
+                                storage=f"sqlite:///{path}")
+    study.optimize(lambda t: score(s.suggest(t)), n_trials=done)
+    return path
+
+
+def copy_of(path: str) -> str:
+    target = f"{tempfile.mkdtemp()}/study.db"
+    shutil.copyfile(path, target)
+    return f"sqlite:///{target}"
+
+
+def bare(strategy: str, n: int, storage: str | None, ours_storage: bool = False,
+         resume: bool = False) -> float:
+    """ms per trial of ``n`` trials; ``resume``: more trials of the study "o" in ``storage``."""
     s = space()
     t0 = time.perf_counter()
     opened = open_storage(storage, heartbeat_s=0) if ours_storage and storage else storage
     sampler = strategies.get(strategy, strategies.Setting(s, 0, ("maximize",))).sampler
-    study = optuna.create_study(direction="maximize", sampler=sampler, storage=opened)
+    if resume:
+        study = optuna.load_study(study_name="o", storage=opened, sampler=sampler)
+    else:
+        study = optuna.create_study(direction="maximize", sampler=sampler, storage=opened)
     study.optimize(lambda t: score(s.suggest(t)), n_trials=n)
     return (time.perf_counter() - t0) / n * 1e3
 
 
-def ours(strategy: str, n: int, storage: str | None) -> float:
+def ours(strategy: str, n: int, storage: str | None, total: int | None = None) -> float:
+    """ms per trial of ``n`` trials; ``total``: run the study "o" to that many trials."""
     s = space()
     t0 = time.perf_counter()
     nas_hpo.run({"study": {"cost": []}}, space=s, objective=score, strategy=strategy,
-                n_trials=n, storage=storage or ":memory:", study_name="o")
+                n_trials=total or n, storage=storage or ":memory:", study_name="o")
     return (time.perf_counter() - t0) / n * 1e3
 
 
@@ -83,7 +109,13 @@ def main() -> None:
     p.add_argument("--storages", nargs="+", default=["memory", "sqlite"])
     p.add_argument("--repeats", type=int, default=3,
                    help="runs of each side, interleaved; the median is printed")
+    p.add_argument("--timed", type=int, default=0,
+                   help="time only the last TIMED trials of each size: both sides resume a "
+                        "copy of one SQLite study that holds the others (random configs), "
+                        "for samplers that take seconds per trial at 1,000+ trials")
     args = p.parse_args()
+    if args.timed and args.storages != ["sqlite"]:
+        p.error("--timed needs --storages sqlite")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"optuna {optuna.__version__}")
@@ -97,7 +129,14 @@ def main() -> None:
         for kind in args.storages:
             for n in args.sizes:
                 runs: dict[str, list[float]] = {"b": [], "o": [], "s": []}
+                base = prefilled(n - args.timed) if args.timed else None
                 for _ in range(args.repeats):
+                    if base is not None:
+                        k = args.timed
+                        runs["b"].append(bare(strategy, k, copy_of(base), resume=True))
+                        runs["o"].append(ours(strategy, k, copy_of(base), total=n))
+                        runs["s"].append(bare(strategy, k, copy_of(base), True, resume=True))
+                        continue
                     runs["b"].append(bare(strategy, n, storage_url(kind, f"b{strategy}{n}")))
                     runs["o"].append(ours(strategy, n, storage_url(kind, f"o{strategy}{n}")))
                     if kind != "memory":

@@ -555,7 +555,10 @@ def _zico(run: _Run) -> float:
     s = Σ over weights whose gradient varies across batches of mean|g| / std(g); the score
     is Σ over layers with s ≠ 0 of log s. Given one batch, its two halves are the batches
     (NASLib's convention). No layer with varying gradients (a network whose gradients are
-    zero) gets the floor, where the reference returns 0."""
+    zero) gets the floor, where the reference returns 0. Deviation: ``getzico`` never zeroes
+    the gradients between batches, so what it stores for batch i is the sum of batches 0..i;
+    here each batch's own gradient, as the paper defines the statistics (and as NASLib's port
+    and most others do, with ``zero_grad``)."""
     pairs = run.batches if len(run.batches) >= 2 else _halves(run.batches[0])
     grads = [run.grads(x, y, first=i == 0 and len(run.batches) >= 2)
              for i, (x, y) in enumerate(pairs)]

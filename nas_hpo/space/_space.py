@@ -91,20 +91,28 @@ class SearchSpace:
         self._index_choices()
 
     def _index_choices(self) -> None:
-        # arch_key's fast path: a value that *is* one of its parameter's choice objects (what
-        # Optuna and sample() hand back) is already canonical. Object ids mean nothing in
-        # another process, so a pickled space rebuilds this (__setstate__).
-        # Each choice object's JSON text "name":value, as json.dumps writes it in a dict.
+        # arch_key's fast paths. A value that *is* one of its parameter's choice objects (what
+        # Optuna and sample() hand back) is already canonical: its text by object id. Object
+        # ids mean nothing in another process, so a pickled space rebuilds this
+        # (__setstate__). A plain str or int (a choice read back from a database's JSON, an
+        # Integer's value) by value: equal values share the canonical text (_canonical maps
+        # an equal value to the choice itself), and a bool never takes this path.
+        # Each text is "name":value, as json.dumps writes it in a dict.
+        def text(name: str, value: Any) -> str:
+            return f"{json.dumps(name)}:{json.dumps(value, separators=(',', ':'))}"
+
         self._fragments: dict[str, dict[int, str]] = {
-            n: {id(c): f"{json.dumps(n)}:{json.dumps(c, separators=(',', ':'))}"
-                for c in p.choices}
+            n: {id(c): text(n, c) for c in p.choices}
             for n, p in self._params.items() if isinstance(p, Categorical)
         }
-        # The same text for the int values of Integer parameters (filled as they come, up to
-        # _TEXT_CACHE values each), and each set of active names in sorted order.
-        self._int_text: dict[str, dict[int, str]] = {
-            n: {} for n, p in self._params.items() if isinstance(p, Integer)
+        # Integer texts are filled as values come, up to _TEXT_CACHE each.
+        self._value_text: dict[str, dict[Any, str]] = {
+            n: ({c: text(n, c) for c in p.choices if type(c) in (str, int, float)}
+                if isinstance(p, Categorical) else {})
+            for n, p in self._params.items() if isinstance(p, (Categorical, Integer))
         }
+        self._fill_value_text = {n for n, p in self._params.items() if isinstance(p, Integer)}
+        # Each set of active names, in sorted order.
         self._sorted_names: dict[tuple[str, ...], list[str]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -374,7 +382,7 @@ class SearchSpace:
         # json.dumps(canonical config, sort_keys=True, separators=(",", ":")), written a
         # parameter at a time so that choice objects reuse their text (the runner calls this
         # on every trial; the dict's dump cost more than a cheap sampler's draw).
-        fragments, ints, parts = self._fragments, self._int_text, []
+        fragments, by_value, parts = self._fragments, self._value_text, []
         names = tuple(config)
         order = self._sorted_names.get(names)
         if order is None:
@@ -383,14 +391,16 @@ class SearchSpace:
                 self._sorted_names[names] = order
         for k in order:
             v = config[k]
-            text = None
-            if k in fragments:
-                text = fragments[k].get(id(v))
-            elif type(v) is int and k in ints:  # an Integer's int is its own canonical value
-                known = ints[k]
-                text = known.get(v)
-                if text is None and len(known) < _TEXT_CACHE:
-                    text = known[v] = f"{json.dumps(k)}:{v}"
+            kind = type(v)
+            if kind is str or kind is int:
+                known = by_value.get(k)
+                text = None if known is None else known.get(v)
+                if (text is None and known is not None and kind is int
+                        and k in self._fill_value_text and len(known) < _TEXT_CACHE):
+                    text = known[v] = f"{json.dumps(k)}:{v}"  # an Integer's own value
+            else:
+                known = fragments.get(k)
+                text = None if known is None else known.get(id(v))
             if text is None:
                 canonical = self._canonical(k, v)
                 text = f"{json.dumps(k)}:{json.dumps(canonical, separators=(',', ':'))}"
