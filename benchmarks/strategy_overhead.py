@@ -31,6 +31,7 @@ import statistics
 import tempfile
 import time
 
+import numpy as np
 import optuna
 
 import nas_hpo
@@ -82,9 +83,15 @@ def bare(strategy: str, n: int, storage: str | None, ours_storage: bool = False,
          resume: bool = False) -> float:
     """ms per trial of ``n`` trials; ``resume``: more trials of the study "o" in ``storage``."""
     s = space()
+    seed = 0
+    if resume:
+        # The seed nas-hpo gives a resumed study's strategy (nas_hpo._runner.prepare), so
+        # that both sides propose the same trials: a model-based sampler's time depends on them.
+        done = len(optuna.load_study(study_name="o", storage=storage).trials)
+        seed = int(np.random.SeedSequence([0, 0x5EED, 0, done]).generate_state(1)[0])
     t0 = time.perf_counter()
     opened = open_storage(storage, heartbeat_s=0) if ours_storage and storage else storage
-    sampler = strategies.get(strategy, strategies.Setting(s, 0, ("maximize",))).sampler
+    sampler = strategies.get(strategy, strategies.Setting(s, seed, ("maximize",))).sampler
     if resume:
         study = optuna.load_study(study_name="o", storage=opened, sampler=sampler)
     else:
