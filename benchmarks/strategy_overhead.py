@@ -24,6 +24,7 @@ storage as nas-hpo opens it (``ratio same storage``, the cost of nas-hpo's bookk
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import shutil
@@ -89,6 +90,7 @@ def bare(strategy: str, n: int, storage: str | None, ours_storage: bool = False,
         # that both sides propose the same trials: a model-based sampler's time depends on them.
         done = len(optuna.load_study(study_name="o", storage=storage).trials)
         seed = int(np.random.SeedSequence([0, 0x5EED, 0, done]).generate_state(1)[0])
+    gc.collect()  # each run starts without the previous runs' garbage
     t0 = time.perf_counter()
     opened = open_storage(storage, heartbeat_s=0) if ours_storage and storage else storage
     sampler = strategies.get(strategy, strategies.Setting(s, seed, ("maximize",))).sampler
@@ -103,6 +105,7 @@ def bare(strategy: str, n: int, storage: str | None, ours_storage: bool = False,
 def ours(strategy: str, n: int, storage: str | None, total: int | None = None) -> float:
     """ms per trial of ``n`` trials; ``total``: run the study "o" to that many trials."""
     s = space()
+    gc.collect()
     t0 = time.perf_counter()
     nas_hpo.run({"study": {"cost": []}}, space=s, objective=score, strategy=strategy,
                 n_trials=total or n, storage=storage or ":memory:", study_name="o")
