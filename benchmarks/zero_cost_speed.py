@@ -5,7 +5,8 @@ batches of 64 random CIFAR-shaped images (the speed does not depend on pixel val
 each of ``--archs`` random cells, in this process:
 
 - **floor**: one cross-entropy forward + backward of the network in training mode, the least
-  any gradient-based proxy needs;
+  any gradient-based proxy needs, in the layout the proxies run in (``--layout``: channels_last,
+  ``zero_cost.score``'s default for image batches on a CPU or GPU, or contiguous);
 - each proxy alone through ``zero_cost.score`` (its default draws: swap averages 32);
 - the gradient-based proxies in one ``score`` call (passes shared where they can be), and
   every proxy in one call.
@@ -84,6 +85,9 @@ def main() -> None:
     p.add_argument("--proxies", default=",".join(n for n in zc.PROXIES if n != "vote"),
                    help="comma-separated proxies to time one by one")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--layout", choices=("channels_last", "contiguous"), default="channels_last",
+                   help="memory layout of the floor's network and batch and of the proxies' "
+                        "passes (zero_cost.score's channels_last; its default on CPU and GPU)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,6 +96,9 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     batches = [(torch.randn(args.batch_size, 3, 32, 32, generator=gen).to(device),
                 (torch.arange(args.batch_size) % 10).to(device)) for _ in range(2)]
+    cl = args.layout == "channels_last"
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    batches = [(x.contiguous(memory_format=fmt), y) for x, y in batches]
     x, y = batches[0]
     names = [n for n in args.proxies.split(",") if n]
     for n in names:
@@ -105,27 +112,31 @@ def main() -> None:
         model = space.build(space.sample(seed=i), input_shape=(3, 32, 32),
                             num_classes=10).to(device)
         model.train()
+        # The floor runs as the proxies' copy does (score keeps this model as it is).
+        floor_model = zc._copy(model, cl)
 
-        def floor(model: torch.nn.Module = model) -> None:
+        def floor(model: torch.nn.Module = floor_model) -> None:
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
 
         row = {"floor": min(timed(floor, device) for _ in range(args.repeats))}
-        model.zero_grad(set_to_none=True)
         for name in names:
-            row[name] = timed(lambda n=name, m=model: zc.score(m, n, data=batches), device)
+            row[name] = timed(lambda n=name, m=model: zc.score(m, n, data=batches,
+                                                               channels_last=cl), device)
         row["gradient-based set"] = min(
-            timed(lambda m=model: zc.score(m, GRADIENT_BASED, data=batches), device)
+            timed(lambda m=model: zc.score(m, GRADIENT_BASED, data=batches, channels_last=cl),
+                  device)
             for _ in range(args.repeats))
-        row["all proxies"] = timed(lambda m=model: zc.score(m, every, data=batches), device)
+        row["all proxies"] = timed(lambda m=model: zc.score(m, every, data=batches,
+                                                            channels_last=cl), device)
         if i:  # the first architecture is the warm-up
             for key, value in row.items():
                 times[key].append(value)
                 ratios[key].append(value / row["floor"])
 
     print(f"zero-cost proxies on nb201 C=16 N=5, 3×32×32, batch {args.batch_size}, 10 classes; "
-          f"{args.archs} random architectures on {device}; floor and gradient-based set: "
-          f"fastest of {args.repeats}")
+          f"{args.archs} random architectures on {device}, {args.layout}; floor and "
+          f"gradient-based set: fastest of {args.repeats}")
     print(hardware(device))
     print(f"{'ms per architecture':<20} {'mean':>9} {'± sd':>8} {'median':>9} "
           f"{'× floor (median, max)':>22}")

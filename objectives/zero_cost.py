@@ -25,6 +25,10 @@ batch), ``jacob_cov`` and ``epe_nas`` (one input-Jacobian backward) and ``nwot``
 ``synflow``, ``zen`` and ``swap`` change the weights (absolute values, Gaussian re-draws) and
 run on their own copies; ``l2_norm``, ``params`` and ``flops`` need no data.
 
+**Layout.** On the CPU the copy and the image batches are in channels_last (oneDNN's fast
+layout; the ``channels_last`` option of ``score``, ``score_config`` and the objective): the
+same scores up to float rounding, each pass faster.
+
 **vote** ranks a population, not one network: ``vote(rows)`` combines scores of several
 architectures; the ``zero_cost`` objective's ``"vote"`` value ranks each architecture among
 those scored before it in the study (see ``ZeroCost``).
@@ -49,6 +53,7 @@ from torch import nn
 from nas_hpo import cost, data
 from nas_hpo._objective import Context, Objective, Result
 from nas_hpo.objectives import register
+from nas_hpo.objectives.train import avoid_strided_pointwise_convs
 from nas_hpo.space import SearchSpace
 
 __all__ = [
@@ -154,10 +159,15 @@ class Scores(dict):
 _TAKES_NET = frozenset({"synflow"})
 
 
-def _copy(model: nn.Module) -> nn.Module:
+def _copy(model: nn.Module, channels_last: bool = False) -> nn.Module:
     """A copy as the references see a fresh network: training mode, every parameter
-    requiring gradients, no stored gradients."""
+    requiring gradients, no stored gradients; with ``channels_last``, its 4-D weights in
+    that layout (the values are the same; see ``score``)."""
     net = copy.deepcopy(model)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+        if next(net.parameters(), torch.empty(0)).device.type == "cpu":
+            avoid_strided_pointwise_convs(net)
     net.train()
     for p in net.parameters():
         p.requires_grad_(True)
@@ -209,7 +219,7 @@ class _Shared:
     silent: bool = False  # constant, or every weight gradient is exactly zero
     fisher: float = math.nan
     grasp: float = math.nan
-    jacobian: np.ndarray | None = None
+    jacobian: torch.Tensor | None = None  # (samples, input size), float64, on the device
     kernel: torch.Tensor | None = None
 
 
@@ -282,7 +292,7 @@ def _shared_pass(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
             (jac,) = torch.autograd.grad(out, x_in, torch.ones_like(out), allow_unused=True,
                                          retain_graph=True)
         jac = torch.zeros_like(x_in) if jac is None else jac
-        shared.jacobian = jac.detach().reshape(n, -1).double().cpu().numpy()
+        shared.jacobian = jac.detach().reshape(n, -1).double()
 
     if "relu" in needs:
         visited = {id(m) for m, _, fn in relu_calls if fn is not None and fn in reach}
@@ -332,17 +342,27 @@ class _Run:
     """The passes that the requested proxies need, each run once, on demand."""
 
     def __init__(self, model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
-                 needs: frozenset[str], seed: int, repeats: Mapping[str, int]) -> None:
+                 needs: frozenset[str], seed: int, repeats: Mapping[str, int],
+                 channels_last: bool = False) -> None:
         self.model = model
         self.batches = batches
         self.needs = needs
         self.seed = seed
         self.repeats = repeats
+        self.channels_last = channels_last
+
+    def copy(self) -> nn.Module:
+        """A fresh copy of the model, in the layout of the batches."""
+        return _copy(self.model, self.channels_last)
+
+    def like_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the layout of the batches."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @functools.cached_property
     def net(self) -> nn.Module:
         """One copy for every pass that leaves the weights as they are."""
-        return _copy(self.model)
+        return self.copy()
 
     def take_net(self) -> nn.Module:
         """A copy that its proxy may change (synflow): the shared one, handed over, when the
@@ -351,7 +371,7 @@ class _Run:
         for nb201 C=16 N=5, a third of its forward+backward."""
         net = self.__dict__.pop("net", None)
         if net is None:
-            return _copy(self.model)
+            return self.copy()
         net.train()
         for p in net.parameters():
             p.grad = None
@@ -374,11 +394,16 @@ class _Run:
 
 def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
     """Zen-NAS's and SWAP's ``network_weight_gaussian_init``: conv and linear weights from
-    N(0, 1), their biases 0; BatchNorm2d and GroupNorm weight 1, bias 0."""
+    N(0, 1), their biases 0; BatchNorm2d and GroupNorm weight 1, bias 0. Drawn in each
+    weight's index order, whatever its memory layout (``normal_`` fills memory order)."""
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, _LAYERS):
-                m.weight.normal_(generator=gen)
+                w = m.weight
+                if w.is_contiguous():
+                    w.normal_(generator=gen)
+                else:
+                    w.copy_(torch.randn(w.shape, generator=gen, dtype=w.dtype, device=w.device))
                 if m.bias is not None:
                     m.bias.zero_()
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
@@ -453,7 +478,8 @@ def _synflow(run: _Run) -> float:
             t.abs_()
     net.double()
     device = run.batches[0][0].device
-    out = net(torch.ones((1, *run.input_shape), dtype=torch.float64, device=device))
+    out = net(run.like_input(torch.ones((1, *run.input_shape), dtype=torch.float64,
+                                        device=device)))
     if not out.requires_grad:
         return math.nan
     out.sum().backward()
@@ -471,14 +497,13 @@ def _jacob_cov(run: _Run) -> float:
     """jacob_cov (Mellor et al. 2021 v1, zero-cost-nas ``jacob_cov``): J = ∂(Σ output)/∂x per
     sample, the eigenvalues v of the samples' correlation matrix of J, and
     −Σ (log(v + k) + 1/(v + k)) with k = 1e-5. Deviation: ``eigvalsh`` (the matrix is
-    symmetric) where the reference calls the general ``eig``."""
-    jac = run.shared.jacobian
-    with np.errstate(all="ignore"):
-        corr = np.atleast_2d(np.corrcoef(jac))
-        if not np.isfinite(corr).all():
-            return math.nan
-        v = np.linalg.eigvalsh(corr)
-        return -float(np.sum(np.log(v + _K) + 1.0 / (v + _K)))
+    symmetric) where the reference calls the general ``eig``; computed in torch (numpy's
+    OpenBLAS threads would compete with torch's for the cores)."""
+    corr = torch.corrcoef(run.shared.jacobian).reshape(len(run.shared.jacobian), -1).cpu()
+    if not bool(corr.isfinite().all()):
+        return math.nan
+    v = torch.linalg.eigvalsh(corr)
+    return -float((torch.log(v + _K) + 1.0 / (v + _K)).sum())
 
 
 @_proxy("nwot", needs=("relu",), batch_size=128, worst=0.0)
@@ -507,7 +532,7 @@ def _zen(run: _Run) -> float:
     the last ``Linear`` called where the network pools otherwise; the draws come from a
     generator seeded with ``seed`` (weights in module order, then x, then ε); BN statistics
     are reset first, as the reference scores freshly built networks."""
-    net = _copy(run.model)
+    net = run.copy()
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
             m.reset_running_stats()
@@ -532,8 +557,10 @@ def _zen(run: _Run) -> float:
         with torch.no_grad():
             for _ in range(run.repeats["zen"]):
                 _gaussian_init(net, gen)
-                a = torch.randn(x.shape, generator=gen, device=x.device, dtype=torch.float32)
-                b = torch.randn(x.shape, generator=gen, device=x.device, dtype=torch.float32)
+                a = run.like_input(torch.randn(x.shape, generator=gen, device=x.device,
+                                               dtype=torch.float32))
+                b = run.like_input(torch.randn(x.shape, generator=gen, device=x.device,
+                                               dtype=torch.float32))
                 fa, fb = features(a), features(a + 0.01 * b)
                 if fa is None or fb is None:
                     return math.nan
@@ -562,16 +589,20 @@ def _zico(run: _Run) -> float:
     pairs = run.batches if len(run.batches) >= 2 else _halves(run.batches[0])
     grads = [run.grads(x, y, first=i == 0 and len(run.batches) >= 2)
              for i, (x, y) in enumerate(pairs)]
-    total, used = 0.0, 0
-    for per_layer in zip(*grads, strict=True):
-        g = torch.stack([t.reshape(-1) for t in per_layer]).double()
-        std = g.std(0, unbiased=False)
-        nz = std != 0
-        s = float((g.abs().mean(0)[nz] / std[nz]).sum())
-        if s != 0:
-            total += math.log(s)
-            used += 1
-    return total if used else math.nan
+    # Every layer's weights in one vector per batch; the statistics over batches element by
+    # element (the population std, two passes), then summed per layer. (A std over a
+    # stacked (batches, weights) matrix reduces along its short axis: 10× slower on a CPU.)
+    flat = [torch.cat([t.reshape(-1) for t in per_batch]).double() for per_batch in grads]
+    k = len(flat)
+    mean = sum(flat) / k
+    std = (sum((f - mean).square() for f in flat) / k).sqrt()
+    mean_abs = sum(f.abs() for f in flat) / k
+    ratio = torch.where(std != 0, mean_abs / std, torch.zeros((), dtype=std.dtype,
+                                                              device=std.device))
+    sizes = [t.numel() for t in grads[0]]
+    per_layer = torch.stack([r.sum() for r in ratio.split(sizes)]).tolist()
+    used = [math.log(v) for v in per_layer if v != 0]
+    return math.fsum(used) if used else math.nan
 
 
 def _halves(batch: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -588,28 +619,26 @@ def _epe_nas(run: _Run) -> float:
     score is Σ_c |s_c| for up to 100 classes, else the mean over classes of Σ_c' |s_c − s_c'|
     with s_c divided by the class's sample count. Deviation: the class count is the network's
     number of outputs; the reference's script never passes it, so it always took the first
-    branch. Its batch is 256."""
-    labels = run.batches[0][1].detach().cpu().numpy()
+    branch. Its batch is 256. Computed in torch, as jacob_cov."""
+    labels = run.batches[0][1].detach()
     jac = run.shared.jacobian
     many = run.shared.num_classes > 100
-    per_class = []
-    with np.errstate(all="ignore"):
-        for c in np.unique(labels):
-            rows = jac[labels == c]
-            if len(rows) == 1:
-                if many:
-                    continue  # the reference's len() of a 0-d array raises: class skipped
-                per_class.append(math.log(1 + _K))
-                continue
-            corr = np.corrcoef(rows)
-            s = float(np.sum(np.log(np.abs(corr) + _K)))
-            per_class.append(s / len(corr) if many else s)
-    if not per_class:
+    terms = []
+    for c in torch.unique(labels):
+        rows = jac[labels == c]
+        if len(rows) == 1:
+            if many:
+                continue  # the reference's len() of a 0-d array raises: class skipped
+            terms.append(torch.full((), math.log(1 + _K), dtype=jac.dtype, device=jac.device))
+            continue
+        s = torch.log(torch.corrcoef(rows).abs() + _K).sum()
+        terms.append(s / len(rows) if many else s)
+    if not terms:
         return math.nan
-    v = np.array(per_class)
+    v = torch.stack(terms)
     if not many:
-        return float(np.abs(v).sum())
-    return float(np.abs(v[:, None] - v[None, :]).sum() / len(v))
+        return float(v.abs().sum())
+    return float((v[:, None] - v[None, :]).abs().sum() / len(v))
 
 
 @_proxy("l2_norm", batch_size=None, worst=0.0)
@@ -643,7 +672,7 @@ def _swap(run: _Run) -> float:
     each unit's pattern is packed into numbers before counting (the same count, much faster
     than ``unique`` over rows). A network without such ReLUs gets the floor, where the
     reference returns nothing."""
-    net = _copy(run.model)
+    net = run.copy()
     x = run.batches[0][0]
     outs: list[torch.Tensor] = []
 
@@ -729,9 +758,18 @@ def _as_batches(data: Any, device: torch.device) -> list[tuple[torch.Tensor, tor
     return [(x.to(device), y.to(device)) for x, y in pairs]
 
 
+def _use_channels_last(model: nn.Module, x: torch.Tensor, device: torch.device) -> bool:
+    """The default layout: channels_last for image batches into a convolutional network on
+    the CPU, where it was measured (``benchmarks/zero_cost_speed.py --layout``); on a GPU
+    the default layout until it is measured there (no GPU has been lent to this project)."""
+    return (x.dim() == 4 and x.is_floating_point() and device.type == "cpu"
+            and any(isinstance(m, nn.Conv2d) for m in model.modules()))
+
+
 def score(model: nn.Module, names: str | Sequence[str], *,
           data: tuple[torch.Tensor, torch.Tensor] | Sequence[tuple[torch.Tensor, torch.Tensor]],
-          seed: int = 0, repeats: Mapping[str, int] | None = None) -> Scores:
+          seed: int = 0, repeats: Mapping[str, int] | None = None,
+          channels_last: bool | None = None) -> Scores:
     """The proxies ``names`` of ``model`` (any ``nn.Module`` classifier returning logits
     ``(N, classes)``), higher is better for each; ``model`` is not modified.
 
@@ -740,7 +778,15 @@ def score(model: nn.Module, names: str | Sequence[str], *,
     draws (zen's and swap's Gaussian weights and inputs; dropout, where a network has it);
     ``repeats`` overrides the number of draws averaged by zen and swap (``{"swap": 8}``).
     Returns ``Scores``: ``{name: float}`` in the order asked, with ``.worst`` naming the
-    proxies that got their floor."""
+    proxies that got their floor.
+
+    ``channels_last`` runs the passes with the copy's 4-D weights and the batches in that
+    layout (``None``: for image batches into a network with ``Conv2d`` layers on the CPU).
+    The scores are the same up to float rounding; on a CPU it is oneDNN's fast layout
+    (nb201 C=16 N=5, batch 64: a forward+backward 2.3-2.8× faster, mostly its 3×3 average
+    pooling, which PyTorch computes 4-17× slower in the default layout; each proxy that
+    runs the batch 1.4-2.2× faster, except grasp, whose double backward mixes layouts and
+    is no faster: README, "Proxy speed")."""
     wanted = _unique(names)
     proxies = [_PROXIES[n] for n in wanted]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -750,8 +796,16 @@ def score(model: nn.Module, names: str | Sequence[str], *,
             raise ValueError(f"repeats: {name!r}: {k!r}; give >= 1 draws for one of "
                              f"{', '.join(draws)}")
         draws[name] = int(k)
-    run = _Run(model, _as_batches(data, device),
-               frozenset().union(*(p.needs for p in proxies)), seed, draws)
+    pairs = _as_batches(data, device)
+    if channels_last is None:
+        channels_last = _use_channels_last(model, pairs[0][0], device)
+    elif channels_last and pairs[0][0].dim() != 4:
+        raise ValueError(f"channels_last: needs 4-D image batches, got shape "
+                         f"{tuple(pairs[0][0].shape)}")
+    if channels_last:
+        pairs = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in pairs]
+    run = _Run(model, pairs, frozenset().union(*(p.needs for p in proxies)), seed, draws,
+               channels_last)
     raw: dict[str, float] = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -807,7 +861,8 @@ def score_config(space: SearchSpace, config: Mapping[str, Any], names: str | Seq
                  download: bool = True, split_seed: int = 0, seed: int = 0,
                  data_seed: int | None = None, batch_size: int | None = None,
                  n_batches: int = 2, device: str = "cpu",
-                 repeats: Mapping[str, int] | None = None) -> Scores:
+                 repeats: Mapping[str, int] | None = None,
+                 channels_last: bool | None = None) -> Scores:
     """The proxies ``names`` of ``config``'s network, built for ``dataset``'s input after
     ``torch.manual_seed(seed)``, scored on batches of its training split drawn with
     ``data_seed`` (``seed`` where ``None``).
@@ -839,7 +894,7 @@ def score_config(space: SearchSpace, config: Mapping[str, Any], names: str | Seq
     for size, group in groups.items():
         k = n_batches if any(_PROXIES[n].multi_batch for n in group) else 1
         got = score(model, group, data=batches(splits, size, k, draw_seed), seed=seed,
-                    repeats=repeats)
+                    repeats=repeats, channels_last=channels_last)
         out.update(got)
         worst |= got.worst
     return Scores({n: out[n] for n in wanted}, [n for n in wanted if n in worst])
@@ -879,6 +934,7 @@ class ZeroCost(Objective):
     device: str = "cpu"
     vote_of: list[str] | tuple[str, ...] = VOTE_DEFAULT
     repeats: dict[str, int] | None = None
+    channels_last: bool | None = None
 
     def __post_init__(self) -> None:
         names = [self.proxy] if isinstance(self.proxy, str) else list(self.proxy)
@@ -938,7 +994,7 @@ class ZeroCost(Objective):
             space, config, needed, dataset=self.dataset, data_dir=self.data_dir,
             download=self.download, split_seed=self.split_seed, seed=ctx.seed,
             data_seed=data_seed, batch_size=self.batch_size, n_batches=self.n_batches,
-            device=self.device, repeats=self.repeats,
+            device=self.device, repeats=self.repeats, channels_last=self.channels_last,
         )
         values = dict(scores)
         if members:

@@ -272,6 +272,51 @@ def test_model_unchanged_scores_deterministic_and_shared_passes_agree():
         assert alone == pytest.approx(first[name], rel=1e-6), name
 
 
+class StridedShortcut(nn.Module):
+    """A strided 1×1 convolution from fewer than 8 channels (rewritten on channels_last
+    copies, see ``train.avoid_strided_pointwise_convs``) next to NAS-Bench-201's pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
+                                  nn.ReLU())
+        self.short = nn.Conv2d(4, 8, 1, stride=2, bias=False)
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(8, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.short(self.stem(x))))
+
+
+@pytest.mark.parametrize("which", ["nb201", "strided"])
+def test_channels_last_gives_the_default_layouts_scores_and_leaves_the_model(which):
+    model, xy = nb201_model(seed=2)
+    if which == "strided":
+        torch.manual_seed(0)
+        model = StridedShortcut()
+    kw = {"data": xy, "seed": 1, "repeats": {"swap": 2}}
+    cl = zc.score(model, ALL, channels_last=True, **kw)
+    plain = zc.score(model, ALL, channels_last=False, **kw)
+    assert zc.score(model, ALL, **kw) == cl  # the CPU default for image batches
+    for name in ALL:
+        assert cl[name] == pytest.approx(plain[name], rel=1e-4, abs=1e-6), name
+    assert cl.worst == plain.worst
+    # the layout and the rewrite of strided 1×1 convolutions stay on the copy
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
+    if which == "strided":
+        assert model.short.stride == (2, 2)
+
+
+def test_channels_last_needs_image_batches():
+    net, *_ = linear_classifier()
+    with pytest.raises(ValueError, match="channels_last: needs 4-D image batches"):
+        zc.score(net, "snip", data=batch(), channels_last=True)
+    assert zc.score(net, "snip", data=batch()) == zc.score(net, "snip", data=batch(),
+                                                           channels_last=False)
+
+
 def test_a_disconnected_cell_gets_the_floor_without_error():
     space = spaces.get("nb201", C=4, N=1)
     model, xy = nb201_model({k: "none" for k in space.default()})
