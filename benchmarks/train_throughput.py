@@ -13,10 +13,13 @@ with the same batch size twice in this process:
 It prints seconds per architecture, trained images per second, architectures per hour and the
 ratio nas-hpo / baseline, with the hardware. ``--workers N`` also runs N concurrent trials
 (processes, each with its share of the CPU threads, or sharing one GPU) and reports the
-aggregate. 32×32 data is a synthetic CIFAR-shaped set (random images, 10 classes) unless
-``--cifar-dir`` points at a real CIFAR-10 (the speed does not depend on the pixel values).
+aggregate. 32×32 data is a synthetic CIFAR-shaped set (``random32``: random images, 10
+classes; the speed does not depend on the pixel values); ``--datasets cifar10`` trains on the
+real one (torchvision downloads it into the default data directory on first use).
+``--precision bf16`` runs the nas-hpo path in bf16 autocast on the CPU too.
 
     python benchmarks/train_throughput.py                       # CPU, digits and 32×32
+    python benchmarks/train_throughput.py --datasets random32 --precision bf16
     python benchmarks/train_throughput.py --device cuda --workers 8
 """
 
@@ -178,12 +181,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=0, help="also measure N concurrent trials")
     p.add_argument("--seconds", type=float, default=60.0, help="window of the concurrent run")
     p.add_argument("--compile", action="store_true", help="torch.compile in the nas-hpo path")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="the train objective's precision in the nas-hpo path (auto: bf16 on a "
+                        "GPU, fp32 on the CPU); the tutorial loop stays fp32")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
-    extra = {"compile": True} if args.compile else {}
+    extra: dict = {"compile": True} if args.compile else {}
+    if args.precision != "auto":
+        extra["precision"] = args.precision
     print(hardware(device))
-    print(f"epochs {args.epochs}, batch {args.batch_size}, {args.archs} architectures each\n")
+    print(f"epochs {args.epochs}, batch {args.batch_size}, {args.archs} architectures each, "
+          f"nas-hpo precision {args.precision}\n")
     header = (f"{'space':14} {'data':9} {'device':6} {'tutorial s/arch':>15} "
               f"{'nas-hpo s/arch':>14} {'ratio':>6} {'img/s tut':>10} {'img/s ours':>10} "
               f"{'archs/h ours':>12}")
