@@ -163,7 +163,11 @@ def _copy(model: nn.Module, channels_last: bool = False) -> nn.Module:
     """A copy as the references see a fresh network: training mode, every parameter
     requiring gradients, no stored gradients; with ``channels_last``, its 4-D weights in
     that layout (the values are the same; see ``score``)."""
-    net = copy.deepcopy(model)
+    return _prepare(copy.deepcopy(model), channels_last)
+
+
+def _prepare(net: nn.Module, channels_last: bool) -> nn.Module:
+    """``_copy``'s changes, made to ``net`` itself."""
     if channels_last:
         net.to(memory_format=torch.channels_last)
         if next(net.parameters(), torch.empty(0)).device.type == "cpu":
@@ -343,13 +347,14 @@ class _Run:
 
     def __init__(self, model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
                  needs: frozenset[str], seed: int, repeats: Mapping[str, int],
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, owned: bool = False) -> None:
         self.model = model
         self.batches = batches
         self.needs = needs
         self.seed = seed
         self.repeats = repeats
         self.channels_last = channels_last
+        self.owned = owned  # the caller hands the model over: ``net`` may be the model itself
 
     def copy(self) -> nn.Module:
         """A fresh copy of the model, in the layout of the batches."""
@@ -361,17 +366,23 @@ class _Run:
 
     @functools.cached_property
     def net(self) -> nn.Module:
-        """One copy for every pass that leaves the weights as they are."""
+        """One copy for every pass that leaves the weights as they are (the model itself,
+        the first time, when it was handed over)."""
+        if self.owned:
+            self.owned = False
+            return _prepare(self.model, self.channels_last)
         return self.copy()
 
     def take_net(self) -> nn.Module:
-        """A copy that its proxy may change (synflow): the shared one, handed over, when the
-        passes on it are done (``score`` runs such proxies last; a pass asking for ``net``
-        afterwards gets a fresh copy), else a new one. Copying a network is not free: ~45 ms
-        for nb201 C=16 N=5, a third of its forward+backward."""
+        """A network that its proxy may change (synflow): the shared copy, handed over, when
+        the passes on it are done (``score`` runs such proxies last; a pass asking for
+        ``net`` afterwards gets a fresh copy), else what ``net`` would make (a new copy, or
+        the model itself when it was handed over). Copying a network is not free: ~40 ms
+        for nb201 C=16 N=5, more than synflow's own passes."""
         net = self.__dict__.pop("net", None)
-        if net is None:
-            return self.copy()
+        if net is None:  # no pass made one: the model itself when it was handed over
+            net = self.net
+            del self.__dict__["net"]
         net.train()
         for p in net.parameters():
             p.grad = None
@@ -769,7 +780,7 @@ def _use_channels_last(model: nn.Module, x: torch.Tensor, device: torch.device) 
 def score(model: nn.Module, names: str | Sequence[str], *,
           data: tuple[torch.Tensor, torch.Tensor] | Sequence[tuple[torch.Tensor, torch.Tensor]],
           seed: int = 0, repeats: Mapping[str, int] | None = None,
-          channels_last: bool | None = None) -> Scores:
+          channels_last: bool | None = None, _owned: bool = False) -> Scores:
     """The proxies ``names`` of ``model`` (any ``nn.Module`` classifier returning logits
     ``(N, classes)``), higher is better for each; ``model`` is not modified.
 
@@ -786,7 +797,11 @@ def score(model: nn.Module, names: str | Sequence[str], *,
     (nb201 C=16 N=5, batch 64: a forward+backward 2.3-2.8× faster, mostly its 3×3 average
     pooling, which PyTorch computes 4-17× slower in the default layout; each proxy that
     runs the batch 1.4-2.2× faster, except grasp, whose double backward mixes layouts and
-    is no faster: README, "Proxy speed")."""
+    is no faster: README, "Proxy speed").
+
+    ``_owned`` (internal: ``score_config``) hands ``model`` over to be changed: its passes
+    run on it instead of on a copy (a deep copy of nb201 C=16 N=5 costs ~40 ms, as much as
+    scoring synflow)."""
     wanted = _unique(names)
     proxies = [_PROXIES[n] for n in wanted]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -805,7 +820,7 @@ def score(model: nn.Module, names: str | Sequence[str], *,
     if channels_last:
         pairs = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in pairs]
     run = _Run(model, pairs, frozenset().union(*(p.needs for p in proxies)), seed, draws,
-               channels_last)
+               channels_last, owned=_owned)
     raw: dict[str, float] = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -891,10 +906,12 @@ def score_config(space: SearchSpace, config: Mapping[str, Any], names: str | Seq
     out: dict[str, float] = {}
     worst: set[str] = set()
     draw_seed = seed if data_seed is None else data_seed
-    for size, group in groups.items():
+    for i, (size, group) in enumerate(groups.items()):
         k = n_batches if any(_PROXIES[n].multi_batch for n in group) else 1
+        # The network is ours: the last group may change it rather than copy it.
         got = score(model, group, data=batches(splits, size, k, draw_seed), seed=seed,
-                    repeats=repeats, channels_last=channels_last)
+                    repeats=repeats, channels_last=channels_last,
+                    _owned=i == len(groups) - 1)
         out.update(got)
         worst |= got.worst
     return Scores({n: out[n] for n in wanted}, [n for n in wanted if n in worst])

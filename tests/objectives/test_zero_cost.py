@@ -379,6 +379,25 @@ def test_score_config_gives_each_proxy_its_reference_batch():
     assert list(got) == ["nwot", "snip", "synflow"]
 
 
+def test_score_config_scoring_its_own_network_in_place_changes_no_score():
+    # The last batch-size group runs on the network score_config built, not on a copy.
+    space = spaces.get("nb201", C=4, N=1)
+    config = space.sample(seed=3)
+    kw = {"seed": 2, "data_seed": 1, "repeats": {"swap": 2}}
+    got = zc.score_config(space, config, ALL, **kw)
+    splits = data.load("digits")
+    torch.manual_seed(2)
+    model = space.build(config, input_shape=splits.input_shape, num_classes=10)
+    want = {}
+    for size, names in ((64, ["grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov",
+                              "zen", "zico", "l2_norm", "plain", "params", "flops"]),
+                        (128, ["nwot"]), (256, ["epe_nas"]), (16, ["swap"])):
+        k = 2 if "zico" in names else 1
+        want.update(zc.score(model, names, data=zc.batches(splits, size, k, seed=1), seed=2,
+                             repeats={"swap": 2}))
+    assert got == {n: want[n] for n in ALL}
+
+
 # ------------------------------------------------------------------ the objective
 
 
