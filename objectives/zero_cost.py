@@ -723,7 +723,8 @@ def _distinct_patterns(outs: list[torch.Tensor], n: int) -> int:
                                   device=out.device)
             cols.append(digits[a:b].T @ powers)
         columns.append(torch.stack(cols, 1))
-    codes = torch.cat(columns)
+    # As integers (exact: < 3³³ < 2⁵³): torch sorts int64 ~6× faster than float64 on a CPU.
+    codes = torch.cat(columns).long()
     width = codes.shape[1]
     # Distinct rows without torch.unique(dim=0) (a slow lexicographic sort): number the
     # distinct values of each column and fold them into one dense id, column by column.
