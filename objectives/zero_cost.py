@@ -206,8 +206,8 @@ def _ce_grads(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Te
     """∂ mean cross-entropy / ∂W for every conv / linear weight (zeros where unused)."""
     weights = [m.weight for m in _layers(net)]
     loss = F.cross_entropy(net(x), y)
-    grads = (torch.autograd.grad(loss, weights, allow_unused=True) if loss.requires_grad
-             else [None] * len(weights))
+    grads = (torch.autograd.grad(loss, weights, allow_unused=True)
+             if loss.requires_grad and weights else [None] * len(weights))
     return [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(weights, grads,
                                                                                strict=True)]
 
@@ -600,6 +600,8 @@ def _zico(run: _Run) -> float:
     pairs = run.batches if len(run.batches) >= 2 else _halves(run.batches[0])
     grads = [run.grads(x, y, first=i == 0 and len(run.batches) >= 2)
              for i, (x, y) in enumerate(pairs)]
+    if not grads[0]:
+        return math.nan  # no conv / linear layer
     # Every layer's weights in one vector per batch; the statistics over batches element by
     # element (the population std, two passes), then summed per layer. (A std over a
     # stacked (batches, weights) matrix reduces along its short axis: 10× slower on a CPU.)

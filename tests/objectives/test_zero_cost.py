@@ -317,6 +317,26 @@ def test_channels_last_needs_image_batches():
                                                            channels_last=False)
 
 
+class NoLayers(nn.Module):
+    """A classifier without a Conv2d or Linear layer: the layer-wise proxies see nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(5, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.w
+
+
+def test_a_network_without_conv_or_linear_layers_scores_without_error():
+    torch.manual_seed(0)
+    got = zc.score(NoLayers(), ALL, data=batch(), repeats={"swap": 2})
+    layerwise = {"grad_norm", "snip", "grasp", "fisher", "synflow", "zico", "plain"}
+    assert layerwise <= got.worst
+    assert all(got[n] == zc.REGISTRY[n].worst for n in layerwise)
+    assert got["params"] == 15 and math.isfinite(got["jacob_cov"])
+
+
 def test_a_disconnected_cell_gets_the_floor_without_error():
     space = spaces.get("nb201", C=4, N=1)
     model, xy = nb201_model({k: "none" for k in space.default()})
