@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast lint clean
+.PHONY: run test test-fast lint clean gpu-wheels
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test-fast: $(STAMP) $(CHROMIUM)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check nas_hpo spaces objectives tests benchmarks
+
+# Wheels of the packages nas-hpo imports that a bare PyTorch GPU image lacks (CPython 3.12,
+# x86-64), for benchmarks/gpu_checks.sh; the same versions as this checkout's .venv.
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux2014_x86_64 -d .whl \
+	  "optuna==$$($(PY) -c 'import optuna; print(optuna.__version__)')" \
+	  "colorlog==$$($(PY) -m pip show colorlog | sed -n 's/^Version: //p')"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis nas_hpo.db test-artifacts
