@@ -7,8 +7,9 @@
 #   bash benchmarks/gpu_checks.sh        # there, in the repository root
 #
 # On a machine where nas-hpo's dependencies are missing (a bare PyTorch image), the wheels in
-# .whl/ are installed into /tmp/site first; nas-hpo itself runs from the checkout. Sizes are
-# set for about 8 minutes on an H100/H200; override with the variables below.
+# .whl/ are installed into /tmp/site first; nas-hpo itself runs from the checkout. The sizes
+# below are meant to stay well inside 10 minutes on an H100/H200 (an estimate: the script has
+# run with DEVICE=cpu only); override them with these variables.
 set -euo pipefail
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-gpu-out}
