@@ -53,7 +53,11 @@ from torch import nn
 from nas_hpo import cost, data
 from nas_hpo._objective import Context, Objective, Result
 from nas_hpo.objectives import register
-from nas_hpo.objectives.train import avoid_strided_pointwise_convs
+from nas_hpo.objectives.train import (
+    avg_pools_as_convs,
+    avoid_strided_pointwise_convs,
+    pytorch_avg_pools,
+)
 from nas_hpo.space import SearchSpace
 
 __all__ = [
@@ -168,10 +172,13 @@ def _copy(model: nn.Module, channels_last: bool = False) -> nn.Module:
 
 def _prepare(net: nn.Module, channels_last: bool) -> nn.Module:
     """``_copy``'s changes, made to ``net`` itself."""
+    on_cpu = next(net.parameters(), torch.empty(0)).device.type == "cpu"
     if channels_last:
         net.to(memory_format=torch.channels_last)
-        if next(net.parameters(), torch.empty(0)).device.type == "cpu":
+        if on_cpu:
             avoid_strided_pointwise_convs(net)
+    if on_cpu:
+        avg_pools_as_convs(net)
     net.train()
     for p in net.parameters():
         p.requires_grad_(True)
@@ -747,8 +754,11 @@ def _params(run: _Run) -> float:
 @_proxy("flops", batch_size=None, worst=0.0)
 def _flops(run: _Run) -> float:
     """FLOPs of one image (``nas_hpo.cost.count_flops``: PyTorch's counter, 2 per
-    multiply-add), the other size baseline. NASLib counts multiply-adds: half of this."""
-    return float(cost.count_flops(run.net, run.input_shape))
+    multiply-add), the other size baseline. NASLib counts multiply-adds: half of this.
+    Counted on the model as given (the count leaves it as it was), with PyTorch's pooling
+    where a copy computes it as a convolution."""
+    with pytorch_avg_pools(run.model) as model:
+        return float(cost.count_flops(model, run.input_shape))
 
 
 #: Every proxy name, ``vote`` last: what a study file's ``proxy`` / ``also_score`` may name.

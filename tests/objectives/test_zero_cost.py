@@ -12,7 +12,7 @@ from torch import nn
 
 import nas_hpo
 from nas_hpo import data, spaces
-from nas_hpo.objectives import Context
+from nas_hpo.objectives import Context, train
 from nas_hpo.objectives import zero_cost as zc
 
 ALL = [n for n in zc.PROXIES if n != "vote"]
@@ -307,6 +307,38 @@ def test_channels_last_gives_the_default_layouts_scores_and_leaves_the_model(whi
     assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
     if which == "strided":
         assert model.short.stride == (2, 2)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_pooling_computed_as_convolution_gives_pytorchs_pooling_scores(channels_last,
+                                                                       monkeypatch):
+    # On the CPU the copy's AvgPool2d modules compute as depthwise convolutions
+    # (train.avg_pools_as_convs): GraSP's double backward included, the scores are those of
+    # PyTorch's own pooling.
+    config = {"edge_1_0": "avg_pool_3x3", "edge_2_0": "nor_conv_3x3", "edge_2_1": "avg_pool_3x3",
+              "edge_3_0": "skip_connect", "edge_3_1": "nor_conv_1x1",
+              "edge_3_2": "avg_pool_3x3"}
+    space = spaces.get("nb201", C=4, N=1)
+    torch.manual_seed(2)
+    # 16×16 maps: smaller ones keep PyTorch's pooling (train.MIN_POOL_PIXELS)
+    model = space.build(config, input_shape=(1, 16, 16), num_classes=10)
+    g = torch.Generator().manual_seed(5)
+    xy = (torch.randn(16, 1, 16, 16, generator=g), torch.arange(16) % 10)
+    kw = {"data": xy, "seed": 1, "repeats": {"swap": 2}, "channels_last": channels_last}
+    calls = []
+    apply = train._WindowSum.apply
+    monkeypatch.setattr(train._WindowSum, "apply", lambda *a: calls.append(a) or apply(*a))
+    fast = zc.score(model, ALL, **kw)
+    assert calls  # the copy pooled by convolution
+    assert all(type(m) is nn.AvgPool2d for m in model.modules()
+               if isinstance(m, nn.AvgPool2d))  # the rewrite stays on the copy
+    rewritten = []
+    monkeypatch.setattr(zc, "avg_pools_as_convs", lambda net: rewritten.append(net) or 0)
+    plain = zc.score(model, ALL, **kw)
+    assert rewritten  # the patched function was the one called
+    for name in ALL:
+        assert fast[name] == pytest.approx(plain[name], rel=1e-4, abs=1e-6), name
+    assert fast.worst == plain.worst
 
 
 def test_channels_last_needs_image_batches():
