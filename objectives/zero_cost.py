@@ -26,7 +26,9 @@ batch), ``jacob_cov`` and ``epe_nas`` (one input-Jacobian backward) and ``nwot``
 run on their own copies; ``l2_norm``, ``params`` and ``flops`` need no data.
 
 **Layout.** On the CPU the copy and the image batches are in channels_last (oneDNN's fast
-layout; the ``channels_last`` option of ``score``, ``score_config`` and the objective): the
+layout; the ``channels_last`` option of ``score``, ``score_config`` and the objective)
+unless grasp is asked for (its double backward is faster in the default layout), and the
+copy's average pooling runs as a depthwise convolution (``train.avg_pools_as_convs``): the
 same scores up to float rounding, each pass faster.
 
 **vote** ranks a population, not one network: ``vote(rows)`` combines scores of several
@@ -782,11 +784,17 @@ def _as_batches(data: Any, device: torch.device) -> list[tuple[torch.Tensor, tor
     return [(x.to(device), y.to(device)) for x, y in pairs]
 
 
-def _use_channels_last(model: nn.Module, x: torch.Tensor, device: torch.device) -> bool:
+def _use_channels_last(model: nn.Module, x: torch.Tensor, device: torch.device,
+                       needs: frozenset[str]) -> bool:
     """The default layout: channels_last for image batches into a convolutional network on
-    the CPU, where it was measured (``benchmarks/zero_cost_speed.py --layout``); on a GPU
-    the default layout until it is measured there (no GPU has been lent to this project)."""
+    the CPU, where it was measured (``benchmarks/zero_cost_speed.py --layout``), unless
+    grasp is asked for: PyTorch's double-backward formulas reduce channels_last tensors
+    slowly (BatchNorm's sums over the batch, ReLU's gradient on mixed layouts), so grasp
+    alone is ~1.4× and the gradient-based set ~1.2× faster in the default layout (nb201
+    C=16 N=5, 2 CPU threads). On a GPU the default layout until it is measured there (no GPU
+    has been lent to this project)."""
     return (x.dim() == 4 and x.is_floating_point() and device.type == "cpu"
+            and "grasp" not in needs
             and any(isinstance(m, nn.Conv2d) for m in model.modules()))
 
 
@@ -805,12 +813,13 @@ def score(model: nn.Module, names: str | Sequence[str], *,
     proxies that got their floor.
 
     ``channels_last`` runs the passes with the copy's 4-D weights and the batches in that
-    layout (``None``: for image batches into a network with ``Conv2d`` layers on the CPU).
-    The scores are the same up to float rounding; on a CPU it is oneDNN's fast layout
-    (nb201 C=16 N=5, batch 64: a forward+backward 2.3-2.8× faster, mostly its 3×3 average
-    pooling, which PyTorch computes 4-17× slower in the default layout; each proxy that
-    runs the batch 1.4-2.2× faster, except grasp, whose double backward mixes layouts and
-    is no faster: README, "Proxy speed").
+    layout (``None``: for image batches into a network with ``Conv2d`` layers on the CPU,
+    unless ``grasp`` is among ``names``). The scores are the same up to float rounding; on
+    a CPU it is oneDNN's fast layout (nb201 C=16 N=5, batch 64: a forward+backward ~1.6×
+    faster, each proxy that runs the batch ~1.3-1.6× faster), except for grasp's double
+    backward, which is ~1.4× slower there (README, "Proxy speed"). On the CPU the copy's
+    average pooling runs as a depthwise convolution (``train.avg_pools_as_convs``; PyTorch's
+    CPU pooling is 4-8× slower).
 
     ``_owned`` (internal: ``score_config``) hands ``model`` over to be changed: its passes
     run on it instead of on a copy (a deep copy of nb201 C=16 N=5 costs ~40 ms, as much as
@@ -825,15 +834,15 @@ def score(model: nn.Module, names: str | Sequence[str], *,
                              f"{', '.join(draws)}")
         draws[name] = int(k)
     pairs = _as_batches(data, device)
+    needs = frozenset().union(*(p.needs for p in proxies))
     if channels_last is None:
-        channels_last = _use_channels_last(model, pairs[0][0], device)
+        channels_last = _use_channels_last(model, pairs[0][0], device, needs)
     elif channels_last and pairs[0][0].dim() != 4:
         raise ValueError(f"channels_last: needs 4-D image batches, got shape "
                          f"{tuple(pairs[0][0].shape)}")
     if channels_last:
         pairs = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in pairs]
-    run = _Run(model, pairs, frozenset().union(*(p.needs for p in proxies)), seed, draws,
-               channels_last, owned=_owned)
+    run = _Run(model, pairs, needs, seed, draws, channels_last, owned=_owned)
     raw: dict[str, float] = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)

@@ -268,7 +268,9 @@ def test_model_unchanged_scores_deterministic_and_shared_passes_agree():
     assert not first.worst
     assert all(math.isfinite(v) and v > zc.REGISTRY[n].worst for n, v in first.items()), first
     for name in ALL:  # each proxy alone gives what the shared passes gave
-        alone = zc.score(model, name, data=xy, seed=3, repeats={"swap": 4})[name]
+        # in the same layout: with grasp asked for, the default one (see _use_channels_last)
+        alone = zc.score(model, name, data=xy, seed=3, repeats={"swap": 4},
+                         channels_last=False)[name]
         assert alone == pytest.approx(first[name], rel=1e-6), name
 
 
@@ -298,7 +300,10 @@ def test_channels_last_gives_the_default_layouts_scores_and_leaves_the_model(whi
     kw = {"data": xy, "seed": 1, "repeats": {"swap": 2}}
     cl = zc.score(model, ALL, channels_last=True, **kw)
     plain = zc.score(model, ALL, channels_last=False, **kw)
-    assert zc.score(model, ALL, **kw) == cl  # the CPU default for image batches
+    # The CPU default for image batches: channels_last, unless grasp is asked for.
+    assert zc.score(model, ALL, **kw) == plain
+    no_grasp = [n for n in ALL if n != "grasp"]
+    assert zc.score(model, no_grasp, **kw) == {n: cl[n] for n in no_grasp}
     for name in ALL:
         assert cl[name] == pytest.approx(plain[name], rel=1e-4, abs=1e-6), name
     assert cl.worst == plain.worst
