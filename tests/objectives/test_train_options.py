@@ -316,3 +316,26 @@ def test_pooling_as_convolution_on_onednn_avx2_path_keeps_the_heap_intact(tmp_pa
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("pooled")
+
+
+def test_compiled_training_with_pooling_as_convolution_matches_pytorchs_pooling(monkeypatch):
+    # torch.compile traces the window-sum autograd.Function (its cached constants are built
+    # in the graph instead): same losses as with PyTorch's pooling. In the default layout,
+    # where even digits' 8×8 maps pool by convolution.
+    space = spaces.get("nb201", C=4, N=1)
+    config = {"edge_1_0": "avg_pool_3x3", "edge_2_0": "nor_conv_3x3", "edge_2_1": "avg_pool_3x3",
+              "edge_3_0": "skip_connect", "edge_3_1": "nor_conv_1x1",
+              "edge_3_2": "avg_pool_3x3"}
+    train = objectives.get("train", epochs=1, compile=True, channels_last=False)
+    rewritten = []
+    monkeypatch.setattr("nas_hpo.objectives.train.avg_pools_as_convs",
+                        lambda model: rewritten.append(avg_pools_as_convs(model)))
+    torch._dynamo.reset()
+    fast = train(config, space=space, ctx=Context(seed=0))
+    assert rewritten == [11]  # 3 cells × 3 pooling edges, 2 reduction shortcuts
+    monkeypatch.setattr("nas_hpo.objectives.train.avg_pools_as_convs", lambda model: 0)
+    torch._dynamo.reset()
+    plain = train(config, space=space, ctx=Context(seed=0))
+    np.testing.assert_allclose(fast.user_attrs["train_loss_curve"],
+                               plain.user_attrs["train_loss_curve"], rtol=1e-4)
+    assert fast.values == pytest.approx(plain.values, abs=0.02)
