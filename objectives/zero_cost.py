@@ -702,7 +702,9 @@ def _swap(run: _Run) -> float:
         if inp[0].dim() == 4:
             outs.append(out.detach())
 
-    handles = [m.register_forward_hook(keep) for m in net.modules() if _is_relu(m)]
+    relus = [m for m in net.modules() if _is_relu(m)]
+    handles = [m.register_forward_hook(keep) for m in relus]
+    nonnegative = all(type(m) in (nn.ReLU, nn.ReLU6) for m in relus)
     gen = torch.Generator(device=x.device).manual_seed(run.seed)
     counts = []
     try:
@@ -713,34 +715,52 @@ def _swap(run: _Run) -> float:
                 net(x)
                 if not outs:
                     return math.nan
-                counts.append(_distinct_patterns(outs, len(x)))
+                counts.append(_distinct_patterns(outs, len(x), nonnegative))
     finally:
         for h in handles:
             h.remove()
     return float(np.mean(counts))
 
 
-def _distinct_patterns(outs: list[torch.Tensor], n: int) -> int:
+def _units(out: torch.Tensor, n: int) -> torch.Tensor:
+    """``out`` as (samples, units) without a copy: the units in memory order (their order
+    does not matter for counting patterns), so a channels_last map is not reordered."""
+    if out.dim() == 4 and not out.is_contiguous() and out.is_contiguous(
+            memory_format=torch.channels_last):
+        out = out.permute(0, 2, 3, 1)
+    return out.reshape(n, -1)
+
+
+def _distinct_patterns(outs: list[torch.Tensor], n: int, nonnegative: bool = False) -> int:
     """Number of distinct per-unit sign vectors over the ``n`` samples. Each unit's signs
-    (−1, 0, 1) are packed as base-3 digits, 33 samples to a float64 (exact: 3³³ < 2⁵³), by a
-    matrix-vector product rather than a Python loop."""
+    (−1, 0, 1) are the digits of a balanced-ternary number, 33 samples to a float64 (exact:
+    |code| ≤ (3³³ − 1)/2 < 2⁵³), by matrix-vector products rather than a Python loop, and
+    the codes are sorted. ``nonnegative`` outputs (a ReLU's) have 0/1 signs: up to 20
+    samples their binary codes (exact in float32) are counted in a table of 2ⁿ entries
+    instead of sorted (~12× faster)."""
+    if nonnegative and n <= 20:
+        powers = torch.tensor([2.0 ** j for j in range(n)], device=outs[0].device)
+        codes = torch.cat([(torch.sign(_units(out, n)).float().T @ powers).long()
+                           for out in outs])
+        return int(torch.count_nonzero(torch.bincount(codes, minlength=2 ** n)))
     chunks = [(i, min(i + 33, n)) for i in range(0, n, 33)]
     columns = []
     for out in outs:
-        digits = torch.sign(out.reshape(n, -1)).double() + 1  # (n, units)
+        signs = torch.sign(_units(out, n)).double()  # (n, units)
         cols = []
         for a, b in chunks:
             powers = torch.tensor([3.0 ** j for j in range(b - a)], dtype=torch.float64,
                                   device=out.device)
-            cols.append(digits[a:b].T @ powers)
+            cols.append(signs[a:b].T @ powers)
         columns.append(torch.stack(cols, 1))
-    # As integers (exact: < 3³³ < 2⁵³): torch sorts int64 ~6× faster than float64 on a CPU.
+    # As integers (exact: < 2⁵³): torch sorts int64 ~6× faster than float64 on a CPU.
     codes = torch.cat(columns).long()
-    width = codes.shape[1]
+    if codes.shape[1] == 1:
+        return int(torch.unique(codes[:, 0]).numel())
     # Distinct rows without torch.unique(dim=0) (a slow lexicographic sort): number the
     # distinct values of each column and fold them into one dense id, column by column.
     ids = torch.unique(codes[:, 0], return_inverse=True)[1]
-    for j in range(1, width):
+    for j in range(1, codes.shape[1]):
         col = torch.unique(codes[:, j], return_inverse=True)[1]
         ids = torch.unique(ids * (int(col.max()) + 1) + col, return_inverse=True)[1]
     return int(ids.max()) + 1

@@ -178,6 +178,24 @@ def test_swap_counts_distinct_sign_patterns_of_4d_relus(act, n):
     assert got["swap"] == want
 
 
+@pytest.mark.parametrize("n", [1, 15, 16, 20, 21, 39, 40, 79])
+@pytest.mark.parametrize("relu", [True, False])
+def test_swap_pattern_count_at_every_packing_boundary(n, relu):
+    # 15 samples per float32 product, 39 per int64 code, binary tables up to 20 samples;
+    # maps in channels_last are read in memory order; repeated units must count once.
+    g = torch.Generator().manual_seed(n)
+    outs = []
+    for shape in ((n, 3, 4, 4), (n, 5, 2, 2), (n, 7)):
+        t = torch.randn(shape, generator=g).round()  # many zeros: ties with the sign
+        t = t.relu() if relu else t
+        t[:, 1] = t[:, 0]
+        outs.append(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
+    signs = np.concatenate([np.sign(o.numpy()).reshape(n, -1) for o in outs], 1)
+    want = len(np.unique(signs.T, axis=0))
+    assert zc._distinct_patterns(outs, n, nonnegative=relu) == want
+    assert zc._distinct_patterns(outs, n) == want
+
+
 def test_zen_reproduced_by_hand():
     net = nn.Sequential(nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
