@@ -9,7 +9,10 @@ each of ``--archs`` random cells, in this process:
   ``zero_cost.score``'s default for image batches on a CPU or GPU, or contiguous);
 - each proxy alone through ``zero_cost.score`` (its default draws: swap averages 32);
 - the gradient-based proxies in one ``score`` call (passes shared where they can be), and
-  every proxy in one call.
+  every proxy in one call;
+- with ``--pytorch-pooling``, the floor and the gradient-based set again with PyTorch's own
+  average pooling in the copies (the baseline of ``train.avg_pools_as_convs``, which they
+  use on the CPU), and the speed-ups.
 
 Every proxy scores the first batch, zico a second one too (the objective's default of two
 batches). The first architecture warms up and is not counted. Timing: ``time.perf_counter``
@@ -88,6 +91,10 @@ def main() -> None:
     p.add_argument("--layout", choices=("channels_last", "contiguous"), default="channels_last",
                    help="memory layout of the floor's network and batch and of the proxies' "
                         "passes (zero_cost.score's channels_last; its default on CPU and GPU)")
+    p.add_argument("--pytorch-pooling", action="store_true",
+                   help="also time the floor and the gradient-based set with PyTorch's own "
+                        "average pooling (the baseline of train.avg_pools_as_convs, which the "
+                        "proxies' copies use on the CPU) and print the speed-ups")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,6 +112,8 @@ def main() -> None:
         zc.get(n)
     every = [n for n in zc.PROXIES if n != "vote"]
     rows = ["floor", *names, "gradient-based set", "all proxies"]
+    if args.pytorch_pooling:
+        rows += ["floor, PyTorch pooling", "set, PyTorch pooling"]
     times: dict[str, list[float]] = {r: [] for r in rows}
     ratios: dict[str, list[float]] = {r: [] for r in rows}
     for i in range(args.archs + 1):
@@ -129,6 +138,19 @@ def main() -> None:
             for _ in range(args.repeats))
         row["all proxies"] = timed(lambda m=model: zc.score(m, every, data=batches,
                                                             channels_last=cl), device)
+        if args.pytorch_pooling:  # the same passes with the copies' pooling left as it is
+            rewrite = zc.avg_pools_as_convs
+            zc.avg_pools_as_convs = lambda net: 0
+            try:
+                plain_model = zc._copy(model, cl)
+                row["floor, PyTorch pooling"] = min(
+                    timed(lambda m=plain_model: floor(m), device) for _ in range(args.repeats))
+                row["set, PyTorch pooling"] = min(
+                    timed(lambda m=model: zc.score(m, GRADIENT_BASED, data=batches,
+                                                   channels_last=cl), device)
+                    for _ in range(args.repeats))
+            finally:
+                zc.avg_pools_as_convs = rewrite
         if i:  # the first architecture is the warm-up
             for key, value in row.items():
                 times[key].append(value)
@@ -138,17 +160,25 @@ def main() -> None:
           f"{args.archs} random architectures on {device}, {args.layout}; floor and "
           f"gradient-based set: fastest of {args.repeats}")
     print(hardware(device))
-    print(f"{'ms per architecture':<20} {'mean':>9} {'± sd':>8} {'median':>9} "
+    print(f"{'ms per architecture':<24} {'mean':>9} {'± sd':>8} {'median':>9} "
           f"{'× floor (median, max)':>22}")
     for key in rows:
         v, r = times[key], ratios[key]
         sd = statistics.stdev(v) if len(v) > 1 else 0.0
-        print(f"{key:<20} {statistics.mean(v):>9.1f} {sd:>8.1f} {statistics.median(v):>9.1f} "
+        print(f"{key:<24} {statistics.mean(v):>9.1f} {sd:>8.1f} {statistics.median(v):>9.1f} "
               f"{statistics.median(r):>13.2f} {max(r):>8.2f}")
     ratio = statistics.median(ratios["gradient-based set"])
     print(f"\ngradient-based set ({', '.join(GRADIENT_BASED)}) in one call: {ratio:.2f}× one "
           f"forward+backward of the same network (median over architectures); goal <= 4×: "
           f"{'met' if ratio <= 4 else 'not met'}")
+    if args.pytorch_pooling:
+        for what, base, fast in (("floor", "floor, PyTorch pooling", "floor"),
+                                 ("gradient-based set", "set, PyTorch pooling",
+                                  "gradient-based set")):
+            gain = statistics.median(b / f for b, f in zip(times[base], times[fast],
+                                                           strict=True))
+            print(f"{what}: pooling as convolution {gain:.2f}× faster than PyTorch's pooling "
+                  f"(median over architectures)")
     if "synflow" in names:
         print(f"synflow: {1e3 / statistics.median(times['synflow']):.1f} architectures/s")
     if "swap" in names:
