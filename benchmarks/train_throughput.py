@@ -16,7 +16,9 @@ ratio nas-hpo / baseline, with the hardware. ``--workers N`` also runs N concurr
 aggregate. 32×32 data is a synthetic CIFAR-shaped set (``random32``: random images, 10
 classes; the speed does not depend on the pixel values); ``--datasets cifar10`` trains on the
 real one (torchvision downloads it into the default data directory on first use).
-``--precision bf16`` runs the nas-hpo path in bf16 autocast on the CPU too.
+``--precision bf16`` runs the nas-hpo path in bf16 autocast on the CPU too; ``--pytorch-pooling``
+times the nas-hpo path again with PyTorch's own average pooling (on the CPU ``train``
+computes it as a depthwise convolution, ``train.avg_pools_as_convs``).
 
     python benchmarks/train_throughput.py                       # CPU, digits and 32×32
     python benchmarks/train_throughput.py --datasets random32 --precision bf16
@@ -40,6 +42,7 @@ from torch import nn
 
 from nas_hpo import data, objectives, spaces
 from nas_hpo.objectives import Context
+from nas_hpo.objectives import train as train_objective
 
 N_RANDOM32 = 1500  # 1,200 training images after the 80/20 split, like the digits run
 
@@ -184,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="the train objective's precision in the nas-hpo path (auto: bf16 on a "
                         "GPU, fp32 on the CPU); the tutorial loop stays fp32")
+    p.add_argument("--pytorch-pooling", action="store_true",
+                   help="also time the nas-hpo path with PyTorch's own average pooling (the "
+                        "baseline of train.avg_pools_as_convs, its CPU default)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
@@ -216,6 +222,17 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((space_name, dataset, b, o))
             print(f"{space_name:14} {dataset:9} {device.type:6} {b:15.2f} {o:14.2f} "
                   f"{b / o:6.2f} {seen_b / b:10.0f} {seen_o / o:10.0f} {3600 / o:12.0f}")
+            if args.pytorch_pooling:
+                rewrite = train_objective.avg_pools_as_convs
+                train_objective.avg_pools_as_convs = lambda model: 0
+                try:
+                    plain, _ = time_ours(space_name, dataset, configs, device, args.epochs,
+                                         args.batch_size, extra)
+                finally:
+                    train_objective.avg_pools_as_convs = rewrite
+                p_ = statistics.median(plain)
+                print(f"{'':14} {'':9} nas-hpo with PyTorch's pooling: {p_:.2f} s/arch; pooling "
+                      f"as convolution {p_ / o:.2f}x faster")
             if args.workers > 1:
                 per_hour = concurrent(space_name, dataset, configs, device, args.epochs,
                                       args.batch_size, args.workers, args.seconds, extra)
