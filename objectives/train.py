@@ -12,10 +12,11 @@ per epoch, so the GPU is not synchronized after every step. Batches and weights 
 channels_last on the CPU and on a GPU (oneDNN's and cuDNN's fast layout; see
 ``avoid_strided_pointwise_convs`` for the one oneDNN shape that needs a rewrite); on the CPU
 average pooling runs as a depthwise convolution (``avg_pools_as_convs``: PyTorch's CPU
-pooling kernels are several times slower). Four low fidelities, as in the literature, are options that multi-fidelity strategies can drive through
-``Context.fidelity``: ``epochs``, ``data_fraction`` (a fixed, stratified part of the training
-split), ``resolution`` (inputs resized once per trial) and ``width_mult`` (the space's own width
-option). The fidelity used is stored on the trial.
+pooling kernels are several times slower). Four low fidelities, as in the literature, are
+options that multi-fidelity strategies can drive through ``Context.fidelity``: ``epochs``,
+``data_fraction`` (a fixed, stratified part of the training split), ``resolution`` (inputs
+resized once per trial) and ``width_mult`` (the space's own width option). The fidelity used
+is stored on the trial.
 """
 
 from __future__ import annotations
@@ -242,6 +243,8 @@ class _AvgPoolByConv(nn.AvgPool2d):
     float32) and channels_last maps under ``MIN_POOL_PIXELS`` run the pooling itself."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.dtype != torch.float32 or self.divisor_override:
+            return super().forward(x)
         size = _pair(self.kernel_size)
         stride = _pair(self.stride if self.stride else self.kernel_size)
         padding = _pair(self.padding)
@@ -250,8 +253,7 @@ class _AvgPoolByConv(nn.AvgPool2d):
             (n + 2 * p - k) % s for n, k, s, p in zip(hw, size, stride, padding, strict=True))
         small = (hw[0] * hw[1] < MIN_POOL_PIXELS
                  and x.is_contiguous(memory_format=torch.channels_last))
-        if (x.dim() != 4 or x.dtype != torch.float32 or self.divisor_override or partial
-                or small):
+        if partial or small:
             return super().forward(x)
         out = _WindowSum.apply(x, size, stride, padding)
         if self.count_include_pad or not any(padding):
@@ -262,8 +264,7 @@ class _AvgPoolByConv(nn.AvgPool2d):
 def avg_pools_as_convs(model: nn.Module) -> int:
     """Make each ``nn.AvgPool2d`` of ``model`` (in place) compute as a depthwise convolution
     of ones (``_AvgPoolByConv``, a subclass): the same module otherwise (its options,
-    hooks, no parameters).
-    Returns how many were changed.
+    hooks, no parameters). Returns how many were changed.
 
     Why: PyTorch's CPU average pooling is slow next to oneDNN's depthwise convolution
     (torch 2.14.1, 2-core AVX-512 EPYC, NAS-Bench-201's 3×3 stride-1 pooling without the
