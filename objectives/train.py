@@ -163,36 +163,31 @@ def avoid_strided_pointwise_convs(model: nn.Module) -> int:
 MIN_POOL_PIXELS = 256
 
 
+def _graph_constant(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``fn``'s tensors cached by argument (read only: never a parameter or buffer); under
+    ``torch.compile`` built in the graph instead (dynamo does not trace through a cache)."""
+    cached = functools.lru_cache(maxsize=256)(fn)
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> torch.Tensor:
+        return fn(*args) if torch.compiler.is_compiling() else cached(*args)
+
+    return call
+
+
+@_graph_constant
 def _ones_kernel(channels: int, size: tuple[int, int], dtype: torch.dtype,
                  device: torch.device) -> torch.Tensor:
-    if torch.compiler.is_compiling():  # a constant of the graph: no cache to trace
-        return torch.ones((channels, 1, *size), dtype=dtype, device=device)
-    return _cached_ones_kernel(channels, size, dtype, device)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_ones_kernel(channels: int, size: tuple[int, int], dtype: torch.dtype,
-                        device: torch.device) -> torch.Tensor:
-    # Shared by every pooling module of that shape: read only, never a parameter or buffer.
     return torch.ones((channels, 1, *size), dtype=dtype, device=device)
 
 
+@_graph_constant
 def _window_counts(hw: tuple[int, int], size: tuple[int, int], stride: tuple[int, int],
                    padding: tuple[int, int], device: torch.device) -> torch.Tensor:
     """How many input pixels (padding excluded) each output pixel's window covers."""
-    if torch.compiler.is_compiling():
-        return _count_windows(hw, size, stride, padding, device)
-    return _cached_window_counts(hw, size, stride, padding, device)
-
-
-def _count_windows(hw: tuple[int, int], size: tuple[int, int], stride: tuple[int, int],
-                   padding: tuple[int, int], device: torch.device) -> torch.Tensor:
     return nn.functional.conv2d(torch.ones((1, 1, *hw), device=device),
                                 torch.ones((1, 1, *size), device=device), stride=stride,
                                 padding=padding)
-
-
-_cached_window_counts = functools.lru_cache(maxsize=256)(_count_windows)
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
