@@ -34,6 +34,28 @@ _REDRAWS = 100
 FIDELITY_ATTR = "nas_hpo:fidelity"
 
 
+def _order_start_points(local_search: Any) -> None:
+    """Make SMAC's local search start from its points in a fixed order.
+
+    SMAC 2.x's ``LocalSearch._get_initial_points`` returns its start points as
+    ``list(set(...))``. A ``Configuration`` hashes its string values, and Python salts string
+    hashes per process (``PYTHONHASHSEED``), so the order of the start points, and with it
+    which random numbers each local search draws, changed from one process to the next: the
+    same seed proposed other configurations in another run (best values 6.0 to 7.5 on the toy
+    space for one seed). SMAC sets no order on these points; sorting them by their vector
+    (inactive values as -1) gives one, and makes a seeded SMAC study repeat exactly.
+    """
+    import numpy as np
+
+    unordered = local_search._get_initial_points
+
+    def ordered(*args: Any, **kwargs: Any) -> list[Any]:
+        points = unordered(*args, **kwargs)
+        return sorted(points, key=lambda c: tuple(np.nan_to_num(c.get_array(), nan=-1.0)))
+
+    local_search._get_initial_points = ordered
+
+
 class SmacSampler(BaseSampler):
     """SMAC3's ``HyperparameterOptimizationFacade`` behind Optuna's sampler interface."""
 
@@ -91,10 +113,13 @@ class SmacSampler(BaseSampler):
         )
         facade = MF if self.fidelity else HPO
         extra = {"intensifier": MF.get_intensifier(scenario, eta=self.eta)} if self.fidelity else {}
+        maximizer = facade.get_acquisition_maximizer(scenario)
+        _order_start_points(maximizer._local_search)
         self._smac = facade(
             scenario,
             target_function=lambda config, seed=0, budget=None: 0.0,  # ask/tell only
             initial_design=facade.get_initial_design(scenario, n_configs=self.n_initial),
+            acquisition_maximizer=maximizer,
             overwrite=True,
             logging_level=40,
             **extra,

@@ -200,6 +200,44 @@ def test_smac_is_told_every_result_and_replays_a_resumed_study(storage):
     assert len(resumed.sampler._smac.runhistory) >= 16  # 14 replayed + 2 new
 
 
+_REPLAY = """
+import sys
+sys.path.insert(0, {here!r})
+import nas_hpo
+from test_strategies import EpochsObjective, score, space
+
+name = sys.argv[1]
+objective = EpochsObjective() if name == "smac_hyperband" else score
+study = nas_hpo.run(space=space(), objective=objective, strategy=name, n_trials=16, seed=3,
+                    storage="sqlite:///" + sys.argv[2], study_name="s")
+print([(sorted(t.params.items()), t.value) for t in study.trials])
+"""
+
+
+@pytest.mark.parametrize("name", ["smac", "smac_hyperband"])
+def test_a_seeded_smac_study_repeats_in_another_process(tmp_path, name):
+    """Python salts string hashes per process; SMAC orders its local-search start points by a
+    set of configurations, so before ``_order_start_points`` the same seed proposed other
+    configurations under another PYTHONHASHSEED once the model took over (trial 11 on)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    script = tmp_path / "replay.py"
+    script.write_text(_REPLAY.format(here=str(pathlib.Path(__file__).parent)))
+    runs = []
+    for hash_seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, str(script), name, str(tmp_path / f"{hash_seed}.db")],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed}, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs.append(out.stdout.strip().splitlines()[-1])
+    assert runs[0] == runs[1]
+
+
 class EpochsObjective(nas_hpo.objectives.Objective):
     """A synthetic objective with an ``epochs`` fidelity: more epochs, closer to the score."""
 
