@@ -340,8 +340,9 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
             continue
         name = body.pop("name", defaults.get(section))
         if name is None:
-            raise SpecError(f"{_where(source, section, 'name')}: missing; every study needs a "
-                            f"{section}")
+            article = "an" if section[0] in "aeiou" else "a"
+            raise SpecError(f"{_where(source, section, 'name')}: missing; every study needs "
+                            f"{article} {section}")
         if not isinstance(name, str):
             raise SpecError(f"{_where(source, section, 'name')}: expected a string, got {name!r}")
         for key, (hint, attr) in _RUNNER_KEYS.get(section, {}).items():
