@@ -47,7 +47,9 @@ def _order_start_points(local_search: Any) -> None:
     """
     import numpy as np
 
-    unordered = local_search._get_initial_points
+    unordered = getattr(local_search, "_get_initial_points", None)
+    if unordered is None:  # a SMAC whose local search is built otherwise: nothing to order
+        return
 
     def ordered(*args: Any, **kwargs: Any) -> list[Any]:
         points = unordered(*args, **kwargs)
@@ -114,7 +116,7 @@ class SmacSampler(BaseSampler):
         facade = MF if self.fidelity else HPO
         extra = {"intensifier": MF.get_intensifier(scenario, eta=self.eta)} if self.fidelity else {}
         maximizer = facade.get_acquisition_maximizer(scenario)
-        _order_start_points(maximizer._local_search)
+        _order_start_points(getattr(maximizer, "_local_search", None))
         self._smac = facade(
             scenario,
             target_function=lambda config, seed=0, budget=None: 0.0,  # ask/tell only
