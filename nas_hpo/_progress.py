@@ -14,6 +14,8 @@ from typing import TextIO
 
 import optuna
 
+from nas_hpo.space._optuna import FORBIDDEN_ATTR
+
 __all__ = ["Progress"]
 
 _FINISHED = (
@@ -43,19 +45,25 @@ class Progress:
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._drawn = -1.0
 
-    def _finished(self) -> tuple[int, int]:
+    def _finished(self) -> tuple[int, int, int]:
+        """Trials done (forbidden draws aside: they do not count towards ``n_trials``), those
+        running, and the forbidden draws."""
         trials = self.study.get_trials(deepcopy=False)
-        done = sum(t.state in _FINISHED for t in trials)
+        finished = [t for t in trials if t.state in _FINISHED]
+        forbidden = sum(FORBIDDEN_ATTR in t.user_attrs for t in finished)
+        done = len(finished) - forbidden
         running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-        return done, running
+        return done, running, forbidden
 
     def line(self) -> str:
         """The current progress line (also what the tests read)."""
-        done, running = self._finished()
+        done, running, forbidden = self._finished()
         elapsed = time.monotonic() - self.start
         parts = [f"{done}/{self.n_trials} trials"]
         if running:
             parts.append(f"{running} running")
+        if forbidden:
+            parts.append(f"{forbidden} forbidden draw{'s' * (forbidden > 1)}")
         try:
             if len(self.study.directions) == 1:
                 best = self.study.best_trial
@@ -79,8 +87,8 @@ class Progress:
         self.stream.flush()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not self.enabled:
-            return
+        if not self.enabled or (not self._tty and FORBIDDEN_ATTR in trial.user_attrs):
+            return  # a forbidden draw changes no count but its own: no line of its own in a log
         # On a terminal the line is redrawn at most 4 times a second: reading the study for it
         # after each of thousands of fast trials would cost more than the trials.
         now = time.monotonic()
@@ -93,7 +101,7 @@ class Progress:
         """Print the line if trials finished since the last call (multi-process runs)."""
         if not self.enabled:
             return
-        done, _ = self._finished()
+        done = self._finished()[0]
         if done != self.last:
             self.last = done
             self._emit()

@@ -10,6 +10,8 @@ from typing import Any
 
 import optuna
 
+from nas_hpo.space._optuna import FORBIDDEN_ATTR
+
 __all__ = ["best_frame", "pareto_points", "summary", "trials_frame", "write"]
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL")
@@ -31,9 +33,12 @@ def summary(study: optuna.Study, *, top: int = 10) -> str:
     """The best architecture(s) and a table of the ``top`` trials."""
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state.name == s for t in trials) for s in _STATES}
+    forbidden = sum(FORBIDDEN_ATTR in t.user_attrs for t in trials)
     lines = [
         f"study {study.study_name!r}: {len(trials)} trials "
         f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)"
+        + (f"; {forbidden} of the pruned were forbidden draws, never evaluated and not counted "
+           "against n_trials" if forbidden else "")
     ]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:

@@ -97,19 +97,62 @@ def test_module_function_objective_on_registered_space(storage):
     assert best.user_attrs["arch"] == space.arch_key(best.params)
 
 
-def test_forbidden_draws_are_pruned_never_evaluated(storage):
+@pytest.mark.parametrize("where", ["memory", "sqlite"])
+def test_forbidden_draws_are_pruned_never_evaluated_nor_counted(storage, where):
+    """A forbidden draw is recorded (PRUNED, with its clause) and drawn again: n_trials counts
+    evaluations, on a resumed study too, as on the Ray backend."""
     from nas_hpo import ForbiddenEquals
+    from nas_hpo.report import summary
 
     space = SearchSpace([Categorical("a", ["x", "y", "z"]), Categorical("b", [0, 1])],
                         forbidden=[ForbiddenEquals("a", "z")])
     seen = []
-    study = nas_hpo.run(space=space, objective=lambda c: seen.append(c) or 1.0,
-                        strategy="random", n_trials=30, storage=storage, study_name="forb")
-    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
-    assert pruned, "a third of random draws should hit the clause"
-    assert all("forbidden" in t.user_attrs for t in pruned)
+    where = storage if where == "sqlite" else ":memory:"
+
+    def run(n: int) -> optuna.Study:
+        return nas_hpo.run(space=space, objective=lambda c: seen.append(c) or 1.0,
+                           strategy="random", n_trials=n, storage=where, study_name="forb")
+
+    study = run(30)
+    forbidden = [t for t in study.trials if "forbidden" in t.user_attrs]
+    assert forbidden, "a third of random draws should hit the clause"
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in forbidden)
     assert all(c["a"] != "z" for c in seen)
-    assert len(seen) == 30 - len(pruned)
+    assert len(seen) == 30 and len(study.trials) == 30 + len(forbidden)
+    assert f"; {len(forbidden)} of the pruned were forbidden draws" in summary(study)
+    assert nas_hpo._runner._total(study) == 30
+    if where == ":memory:":
+        return
+    # The SQL count (not its fallback) leaves the forbidden draws out.
+    backend = study._storage._backend
+    with backend.engine.connect() as connection:
+        query = nas_hpo._runner._count_query(study._study_id)
+        assert connection.execute(query).scalar_one() == 30
+    assert len(run(30).trials) == 30 + len(forbidden)  # finished: nothing runs again
+    resumed = run(33)
+    assert len(seen) == 33 and nas_hpo._runner._total(resumed) == 33
+
+
+def test_a_strategy_stuck_on_a_forbidden_point_is_an_error_that_keeps_the_record(
+        storage, monkeypatch):
+    from nas_hpo import ForbiddenEquals
+
+    monkeypatch.setattr(nas_hpo._runner, "MAX_FORBIDDEN_DRAWS", 7)
+    space = SearchSpace([Categorical("a", ["x", "z"])], forbidden=[ForbiddenEquals("a", "z")])
+    study = optuna.create_study(study_name="stuck", storage=storage, direction="maximize")
+    for _ in range(7):
+        study.enqueue_trial({"a": "z"})  # a warm start gone wrong: every draw is forbidden
+    study.enqueue_trial({"a": "x"})
+    with pytest.raises(RuntimeError, match=r"7 draws in a row hit a forbidden clause \(a == 'z'\)"):
+        nas_hpo.run(space=space, objective=lambda c: 1.0, strategy="random", n_trials=3,
+                    storage=storage, study_name="stuck")
+    trials = optuna.load_study(study_name="stuck", storage=storage).trials
+    assert [t.state.name for t in trials] == ["PRUNED"] * 7 + ["WAITING"]
+    # The same study, run again, goes on from where it stopped.
+    again = nas_hpo.run(space=space, objective=lambda c: 1.0, strategy="random", n_trials=3,
+                        storage=storage, study_name="stuck")
+    done = [t for t in again.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3 and {t.params["a"] for t in done} == {"x"}
 
 
 def test_train_objective_in_a_study_reports_every_epoch(storage):

@@ -53,6 +53,25 @@ def test_workers_run_exactly_n_times_m_trials_on_file_storages(tmp_path, kind):
     _check_exact(again.get_trials(), 11)
 
 
+def test_workers_draw_again_for_forbidden_configs_and_stop_at_n_trials(tmp_path, capsys):
+    """Random draws on ``chain`` are mostly forbidden (an mlp layer before a conv): each worker
+    draws again, and the study ends with exactly n_trials evaluations."""
+    storage = f"sqlite:///{tmp_path / 'f.db'}"
+    study = nas_hpo.run(space="chain", objective="tests.toy_objectives:chain_depth",
+                        strategy="random", n_trials=10, workers=2, storage=storage,
+                        study_name="f", seed=2, progress=True)
+    trials = study.get_trials()
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    forbidden = [t for t in trials if "forbidden" in t.user_attrs]
+    assert len(done) == 10 and len(forbidden) >= 5
+    assert len(trials) == len(done) + len(forbidden)
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in forbidden)
+    assert len({t.system_attrs[WORKER_ATTR] for t in done}) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[nas-hpo]")]
+    assert lines[-1].startswith("[nas-hpo] 10/10 trials · ")
+    assert f" · {len(forbidden)} forbidden draws · " in lines[-1]
+
+
 def test_workers_on_postgresql_and_two_separate_runs_join_one_study(postgres_url):
     study = nas_hpo.run(space="resnet_blocks", objective=TOY, strategy="tpe", n_trials=6,
                         workers=2, storage=postgres_url, study_name="pg-workers")

@@ -16,6 +16,14 @@ def slow_kernel_sum(config: dict) -> float:
     return kernel_sum(config)
 
 
+def chain_depth(config: dict) -> float:
+    """A ``chain`` config's depth, after a moment (parallel workers overlap)."""
+    import time
+
+    time.sleep(0.05)
+    return float(config["n_layers"])
+
+
 def hang(config: dict) -> float:
     """Never returns in a test's lifetime: for killing a worker in the middle of a trial."""
     import time

@@ -35,7 +35,11 @@ except ImportError as exc:  # re-raised with the fix, never swallowed
 
 from optuna.trial import TrialState
 
-from nas_hpo.space._optuna import ForbiddenConfigurationError
+from nas_hpo.space._optuna import (
+    MAX_FORBIDDEN_DRAWS,
+    ForbiddenConfigurationError,
+    forbidden_streak_error,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -44,10 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = ["tune_search", "valid_only"]
 
-# The space's construction guarantees at least one valid config, so a long run of forbidden
-# draws means a sampler stuck on a forbidden point (e.g. an enqueued one); stop instead of
-# spinning inside Tune's event loop.
-_MAX_FORBIDDEN_DRAWS = 1_000
+# Stop instead of spinning inside Tune's event loop (see ``MAX_FORBIDDEN_DRAWS``).
+_MAX_FORBIDDEN_DRAWS = MAX_FORBIDDEN_DRAWS
 
 
 class _SpaceOptunaSearch(OptunaSearch):
@@ -94,11 +96,7 @@ class _SpaceOptunaSearch(OptunaSearch):
             except ForbiddenConfigurationError:
                 del self._ot_trials[trial_id]
                 self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
-        raise RuntimeError(
-            f"{_MAX_FORBIDDEN_DRAWS} draws in a row hit a forbidden clause "
-            f"({'; '.join(str(c) for c in self._search_space.forbidden)}): the sampler keeps "
-            "proposing forbidden configurations"
-        )
+        raise forbidden_streak_error(self._search_space, _MAX_FORBIDDEN_DRAWS)
 
 
 def tune_search(

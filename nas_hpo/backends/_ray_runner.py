@@ -49,6 +49,7 @@ from nas_hpo._runner import (
 from nas_hpo._spec import SpecError, StudySpec
 from nas_hpo._storage import WORKER_ATTR, recover_stale, worker_id
 from nas_hpo.backends._ray import _SpaceOptunaSearch
+from nas_hpo.space._optuna import FORBIDDEN_ATTR
 
 try:
     import ray
@@ -438,5 +439,7 @@ SWEEP_ATTR = "nas_hpo:ray_sweep"
 
 
 def _count_done(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                        TrialState.FAIL)))
+    """Finished trials that count against ``n_trials`` (forbidden draws are not evaluations)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                    TrialState.FAIL))
+    return sum(FORBIDDEN_ATTR not in t.user_attrs for t in done)

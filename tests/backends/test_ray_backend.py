@@ -57,6 +57,15 @@ def test_local_ray_sweep_is_recorded_in_the_optuna_study(tmp_path):
                         n_trials=6, storage=storage, study_name="callable", backend="ray")
     archs = [t.user_attrs["arch"] for t in study.trials]
     assert len(archs) == 6 and not set(archs[3:]) & set(archs[:3])
+    # On chain most random draws are forbidden: the searcher draws again, and neither Ray's
+    # num_samples nor the resumed study's count spends anything on them.
+    for n in (4, 7):
+        study = nas_hpo.run(space="chain", objective=TOY + "chain_depth", strategy="random",
+                            n_trials=n, storage=storage, study_name="chain", backend="ray")
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        forbidden = [t for t in study.trials if "forbidden" in t.user_attrs]
+        assert len(done) == n and len(study.trials) == n + len(forbidden)
+    assert forbidden
     study = nas_hpo.run(space="resnet_blocks", objective=TOY + "broken", strategy="random",
                         n_trials=2, storage=storage, study_name="broken", backend="ray")
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
