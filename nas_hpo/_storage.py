@@ -128,15 +128,33 @@ def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.B
         raise StorageError(f"{describe(url)}: cannot open the storage: {e}") from None
 
 
-def _ensure_sqlite_dir(url: str) -> str | None:
-    """Create the folder of a SQLite file; returns the file's path (None: in-memory SQLite)."""
+def _sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite:///`` URL (None: another URL, or in-memory SQLite)."""
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         return None
     path = url[len(prefix):].split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    parent = os.path.dirname(path)
+    return None if not path or path == ":memory:" else path
+
+
+def storage_file(url: str) -> str | None:
+    """The file behind a SQLite or journal URL (None for a server or an in-memory storage)."""
+    return journal_path(url) or _sqlite_path(url)
+
+
+def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
+    """``open_storage`` for reading a study (report, dashboard, correlate): a SQLite or journal
+    file that is not there is an error, and is not created empty by opening it."""
+    path = storage_file(url)
+    if path is not None and not os.path.exists(path):
+        raise StorageError(f"{describe(url)}: no such file {path!r} (nothing was created)")
+    return open_storage(url, heartbeat_s=None)
+
+
+def _ensure_sqlite_dir(url: str) -> str | None:
+    """Create the folder of a SQLite file; returns the file's path (None: in-memory SQLite)."""
+    path = _sqlite_path(url)
+    parent = os.path.dirname(path) if path else ""
     if parent:
         os.makedirs(parent, exist_ok=True)
     return path

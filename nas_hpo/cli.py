@@ -73,9 +73,9 @@ def _study_location(args: argparse.Namespace) -> tuple[str, str | None]:
 def _load_study(storage_url: str, name: str | None) -> optuna.Study:
     import optuna
 
-    from nas_hpo._storage import describe, open_storage
+    from nas_hpo._storage import describe, open_existing_storage
 
-    storage = open_storage(storage_url, heartbeat_s=None)
+    storage = open_existing_storage(storage_url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name is None:
         if len(names) != 1:
@@ -105,10 +105,10 @@ def _report(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
-    from nas_hpo._storage import describe, open_storage
+    from nas_hpo._storage import describe, open_existing_storage
 
     url, _ = _study_location(args)
-    storage = open_storage(url, heartbeat_s=None)
+    storage = open_existing_storage(url)
     print(f"optuna-dashboard for {describe(url)} at http://{args.host}:{args.port}/dashboard "
           "(Ctrl-C stops it)", flush=True)
     optuna_dashboard.run_server(storage, host=args.host, port=args.port)

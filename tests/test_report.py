@@ -73,6 +73,17 @@ def test_report_names_what_is_wrong(tmp_path, storage, capsys):
                 n_trials=1, storage=storage, study_name="only")
     assert main(["report", "nope", "--storage", storage]) == 2
     assert "no study named 'nope'; it holds: only" in capsys.readouterr().err
+    # A mistyped storage file is named, and not created empty by looking for it.
+    for command in ("report", "dashboard"):
+        for url, path in ((f"sqlite:///{tmp_path}/sub/typo.db", tmp_path / "sub"),
+                          (f"journal:{tmp_path}/typo.log", tmp_path / "typo.log")):
+            assert main([command, "--storage", url]) == 2
+            assert f"no such file '{tmp_path}" in capsys.readouterr().err
+            assert not path.exists()
+    assert main(["correlate", "only", "--estimators", "params", "--storage",
+                 f"sqlite:///{tmp_path}/typo.db"]) == 2
+    assert "typo.db' (nothing was created)" in capsys.readouterr().err
+    assert not (tmp_path / "typo.db").exists()
 
 
 def _free_port() -> int:
