@@ -876,8 +876,9 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, *,
     may be any callable ``f(config) -> float | tuple``; ``space`` may be a ``SearchSpace``.
 
     ``n_trials`` is the study's total: a resumed study runs only the trials it still lacks
-    (trials failed because their worker died count as trials). ``progress`` prints a progress
-    line to stderr as trials finish.
+    (trials failed because their worker died count as trials; forbidden draws, recorded as
+    pruned trials with a ``forbidden`` attribute and drawn again, do not). ``progress`` prints
+    a progress line to stderr as trials finish.
     """
     plan = prepare(load_spec(spec, **overrides), progress=progress)
     return BACKENDS.entry(plan.spec.backend)(plan)
