@@ -16,7 +16,9 @@ trial's system attribute ``nas_hpo:fidelity`` and stored with it.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +101,10 @@ class SmacSampler(BaseSampler):
         except ImportError as e:  # pragma: no cover - smac is a dependency
             raise ImportError(f"the smac strategy needs SMAC3: pip install smac ({e})") from e
         cs = self.space.to_configspace()
+        # SMAC writes its scenario and run history into an output folder; ours lives as long
+        # as this sampler (removed when it is collected, or at exit), not for ever in /tmp.
+        output = tempfile.mkdtemp(prefix="nas-hpo-smac-")
+        weakref.finalize(self, shutil.rmtree, output, ignore_errors=True)
         scenario = Scenario(
             cs,
             deterministic=True,
@@ -106,7 +112,7 @@ class SmacSampler(BaseSampler):
             # only an upper bound here.
             n_trials=10**9,
             seed=self.seed,
-            output_directory=tempfile.mkdtemp(prefix="nas-hpo-smac-"),
+            output_directory=output,
             **(
                 {"min_budget": self.min_budget, "max_budget": self.max_budget}
                 if self.fidelity

@@ -200,6 +200,20 @@ def test_smac_is_told_every_result_and_replays_a_resumed_study(storage):
     assert len(resumed.sampler._smac.runhistory) >= 16  # 14 replayed + 2 new
 
 
+def test_smac_output_folder_lives_as_long_as_its_sampler():
+    import gc
+    import pathlib
+
+    study = nas_hpo.run(space=space(), objective=score, strategy="smac", n_trials=11,
+                        storage=":memory:")
+    written = pathlib.Path(study.sampler._smac.scenario.output_directory)
+    root = next(p for p in written.parents if p.name.startswith("nas-hpo-smac-"))
+    assert any(written.rglob("*.json"))  # SMAC did write there
+    del study
+    gc.collect()
+    assert not root.exists()
+
+
 _REPLAY = """
 import sys
 sys.path.insert(0, {here!r})
