@@ -57,15 +57,23 @@ def score(config: dict) -> float:
                for k in range(1, config["depth"] + 1))
 
 
+# Every SQLite file of a run goes under one folder, removed when the run ends.
+_SCRATCH = tempfile.TemporaryDirectory(prefix="nas-hpo-overhead-")
+
+
+def _folder() -> str:
+    return tempfile.mkdtemp(dir=_SCRATCH.name)
+
+
 def storage_url(kind: str, tag: str) -> str | None:
     if kind == "memory":
         return None
-    return f"sqlite:///{tempfile.mkdtemp()}/{tag}.db"
+    return f"sqlite:///{_folder()}/{tag}.db"
 
 
 def prefilled(done: int) -> str:
     """A SQLite file whose study "o" holds ``done`` finished trials of random configs."""
-    path = f"{tempfile.mkdtemp()}/prefilled.db"
+    path = f"{_folder()}/prefilled.db"
     s = space()
     study = optuna.create_study(direction="maximize", study_name="o",
                                 sampler=optuna.samplers.RandomSampler(seed=0),
@@ -75,7 +83,7 @@ def prefilled(done: int) -> str:
 
 
 def copy_of(path: str) -> str:
-    target = f"{tempfile.mkdtemp()}/study.db"
+    target = f"{_folder()}/study.db"
     shutil.copyfile(path, target)
     return f"sqlite:///{target}"
 
