@@ -128,7 +128,22 @@ def _start_hanging_run(storage: str, name: str, *extra: str) -> subprocess.Popen
          "--strategy", "random", "--n-trials", "3", "--storage", storage, "--study-name", name,
          "-q", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # SIGABRT then prints every thread's Python stack (see _communicate).
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
+
+
+def _communicate(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """``proc.communicate``; a process still running after ``timeout`` is aborted and the test
+    fails with where it was (faulthandler's dump) rather than with a bare TimeoutExpired."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        stacks = err.split("\nExtension modules:")[0]
+        raise AssertionError(
+            f"still running {timeout:.0f} s later; its stderr:\n{stacks[-6000:]}") from None
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -171,7 +186,7 @@ def test_ctrl_c_fails_the_running_trial_with_a_reason_and_exits_130(tmp_path):
     proc = _start_hanging_run(storage, "c")
     _wait_running(storage, "c")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = _communicate(proc, timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "run again to resume" in err
     (trial,) = _rows(storage, "c")
