@@ -31,6 +31,7 @@ from nas_hpo._storage import (  # noqa: F401,E501 (MEMORY re-exported)
     MEMORY,
     WORKER_ATTR,
     StorageError,
+    fail_trial,
     open_storage,
     recover_stale,
     worker_id,
@@ -702,9 +703,11 @@ def _attrs_at_finish(
 
     def set_trial_state_values(trial_id: int, state: optuna.trial.TrialState,
                                values: Any = None) -> bool:
-        attrs = pending.pop(trial_id, None) if state.is_finished() else None
+        attrs = pending.get(trial_id) if state.is_finished() else None
         if not attrs:
             return finish(trial_id, state, values)
+        # Held until written: a write a Ctrl-C broke off is made again when the runner fails
+        # the interrupted trial (_fail_interrupted).
         try:
             with _create_scoped_session(backend.scoped_session) as session:
                 trial = find(trial_id, session, for_update=True)
@@ -714,12 +717,14 @@ def _attrs_at_finish(
                     set_value(session, trial, objective, v)
                 trial.state = state
                 trial.datetime_complete = datetime.datetime.now()
+            pending.pop(trial_id, None)
             return True
         except sqlalchemy.exc.IntegrityError:
+            pending.pop(trial_id, None)
             return False
         except TypeError:
             # Optuna's internals changed under us: the slow, public way (rolled back above).
-            for key, value in attrs.items():
+            for key, value in pending.pop(trial_id).items():
                 backend.set_trial_user_attr(trial_id, key, value)
             return finish(trial_id, state, values)
 
@@ -799,11 +804,46 @@ def _optimize(plan: Plan, study: optuna.Study, n: int, timeout_s: float | None,
             n = draws.forbidden - forbidden
             if shared and n and _total(study) >= plan.spec.n_trials:
                 break  # other processes finished the study meanwhile
+    except BaseException as e:
+        interrupt = _interrupt_of(e)
+        if interrupt is None:
+            raise
+        if shared:
+            _fail_interrupted(plan, study)
+        if interrupt is e:
+            raise
+        raise interrupt from None
     finally:
         undo_defer()
         undo_stamp()
         if frozen:
             gc.unfreeze()
+
+
+def _interrupt_of(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C behind ``error``. Optuna (4.x-5.0) turns a KeyboardInterrupt raised while it
+    tells a trial's result (the sampler's ``after_trial``, the storage write) into an
+    UnboundLocalError of its own ``_run_trial``, whose ``finally`` reads a variable the
+    interrupted ``try`` never set; the interrupt is that error's context."""
+    if isinstance(error, KeyboardInterrupt):
+        return error
+    if isinstance(error, UnboundLocalError) and isinstance(error.__context__, KeyboardInterrupt):
+        return error.__context__
+    return None
+
+
+def _fail_interrupted(plan: Plan, study: optuna.Study) -> None:
+    """After a Ctrl-C: fail what this process left RUNNING. The trial function fails its own
+    trial, but the interrupt can land where Optuna has created the trial and not yet called the
+    function (the sampler's ``before_trial``, the heartbeat thread's start) or is telling its
+    result; such a trial was left RUNNING until the next run's ``recover_stale``."""
+    me = worker_id()
+    try:
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if t.system_attrs.get(WORKER_ATTR) == me:
+                fail_trial(study._storage, t, "interrupted (Ctrl-C / SIGINT)", describer(plan))
+    except Exception as e:  # the next run's recover_stale fails them (this process is gone)
+        _log.warning("could not fail the interrupted trials: %s: %s", type(e).__name__, e)
 
 
 def _worker_main(spec: StudySpec, index: int, quota: int, verbosity: int,

@@ -238,6 +238,31 @@ def _alive(worker: str) -> bool | None:
         return False
 
 
+def fail_trial(
+    storage: optuna.storages.BaseStorage,
+    trial: optuna.trial.FrozenTrial,
+    reason: str,
+    describe: Callable[[optuna.trial.FrozenTrial], dict[str, Any]] | None = None,
+) -> bool:
+    """Fail a RUNNING trial with a ``fail_reason`` and what ``describe(trial)`` knows of it
+    (only the attributes it lacks); False where it had finished meanwhile (another worker
+    recovered it first)."""
+    from optuna.trial import TrialState
+
+    try:
+        try:
+            known = describe(trial) if describe else {}
+        except Exception:  # what it could not say is missing; the trial still fails
+            known = {}
+        for key, value in known.items():
+            if key not in trial.user_attrs:
+                storage.set_trial_user_attr(trial._trial_id, key, value)
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        return bool(storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
 def recover_stale(
     study: optuna.Study,
     describe: Callable[[optuna.trial.FrozenTrial], dict[str, Any]] | None = None,
@@ -266,21 +291,9 @@ def recover_stale(
             stale.setdefault(trial_id, f"no heartbeat from its worker for over {2 * grace} s "
                                        "(worker lost)")
     failed = []
-    numbers = {t._trial_id: t.number for t in running}
     by_id = {t._trial_id: t for t in running}
     for trial_id, reason in stale.items():
-        try:
-            trial = by_id.get(trial_id) or storage.get_trial(trial_id)
-            try:
-                known = describe(trial) if describe else {}
-            except Exception:  # what it could not say is missing; the trial still fails
-                known = {}
-            for key, value in known.items():
-                if key not in trial.user_attrs:
-                    storage.set_trial_user_attr(trial_id, key, value)
-            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                failed.append(numbers.get(trial_id, storage.get_trial_number_from_id(trial_id)))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker recovered it first
+        trial = by_id.get(trial_id) or storage.get_trial(trial_id)
+        if fail_trial(storage, trial, reason, describe):
+            failed.append(trial.number)
     return sorted(failed)

@@ -155,6 +155,53 @@ def test_a_strategy_stuck_on_a_forbidden_point_is_an_error_that_keeps_the_record
     assert len(done) == 3 and {t.params["a"] for t in done} == {"x"}
 
 
+@pytest.mark.parametrize("where", ["before_trial", "tell"])
+def test_ctrl_c_outside_the_trial_function_still_fails_the_trial(storage, monkeypatch, where):
+    """A Ctrl-C can land after Optuna created the trial and before it calls the function (the
+    sampler's before_trial), or after the function returned and before Optuna wrote the result
+    (its tell, where Optuna 5.0 turns the interrupt into an UnboundLocalError of its own): the
+    run stops with KeyboardInterrupt, and the trial is failed with the reason and the
+    attributes it had, not left RUNNING."""
+    import optuna.study._optimize as optuna_optimize
+
+    calls = []
+
+    def interrupt_second(original):
+        def hook(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+        return hook
+
+    if where == "before_trial":
+        monkeypatch.setattr(optuna.samplers.RandomSampler, "before_trial",
+                            interrupt_second(lambda *a, **k: None))
+    else:
+        monkeypatch.setattr(optuna_optimize, "_tell_with_warning",
+                            interrupt_second(optuna_optimize._tell_with_warning))
+    from nas_hpo._objective import Result
+
+    def noted(config: dict) -> Result:
+        return Result((score(config),), {"note": config["depth"]})
+
+    with pytest.raises(KeyboardInterrupt):
+        nas_hpo.run(space=depth_space(), objective=noted, strategy="random", n_trials=4,
+                    storage=storage, study_name="intr", seed=3)
+    trials = optuna.load_study(study_name="intr", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
+    failed = trials[1]
+    assert failed.user_attrs["fail_reason"] == "interrupted (Ctrl-C / SIGINT)"
+    assert failed.user_attrs["seed"] == nas_hpo._runner.trial_seed(3, 1)
+    if where == "tell":  # what the trial function recorded is kept
+        assert failed.user_attrs["arch"] == depth_space().arch_key(failed.params)
+        assert failed.user_attrs["note"] == failed.params["depth"]
+    monkeypatch.undo()
+    again = nas_hpo.run(space=depth_space(), objective=score, strategy="random", n_trials=4,
+                        storage=storage, study_name="intr", seed=3)
+    assert [t.state.name for t in again.trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+
+
 def test_train_objective_in_a_study_reports_every_epoch(storage):
     study = nas_hpo.run(
         {"space": {"name": "resnet_blocks", "base_width": 4},
