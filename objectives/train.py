@@ -432,13 +432,20 @@ class Train(Objective):
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
         o = self.at(ctx.fidelity)
         try:
-            return o._train(config, space, ctx)
+            return o._evaluate(config, space, ctx)
         except torch.cuda.OutOfMemoryError as e:
             # A failed trial, not a crashed study; free what it held for the next one.
             torch.cuda.empty_cache()
             raise TrialFailure(f"CUDA out of memory: {str(e).splitlines()[0]}") from None
 
-    def _train(self, config: Mapping[str, Any], space: SearchSpace, ctx: Context) -> Result:
+    def _evaluate(self, config: Mapping[str, Any], space: SearchSpace, ctx: Context) -> Result:
+        """The evaluation at these settings (``learning_curve`` observes and extrapolates)."""
+        return self._train(config, space, ctx)
+
+    def _train(self, config: Mapping[str, Any], space: SearchSpace, ctx: Context,
+               stop_after: int | None = None) -> Result:
+        """Train under an ``epochs``-long schedule; ``stop_after``: only its first epochs
+        (what ``learning_curve`` observes of the full run)."""
         splits = self._splits()
         device = _device(self.device)
         autocast = self._autocast(device)
@@ -507,7 +514,7 @@ class Train(Objective):
         train_losses: list[float] = []
         start = time.perf_counter()
         seen = 0
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(1, min(self.epochs, stop_after or self.epochs) + 1):
             model.train()
             perm = torch.randperm(len(x), generator=gen).to(device)
             loss_sum = torch.zeros((), device=device)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import nas_hpo
@@ -113,3 +115,16 @@ def test_callable_objective_takes_no_options():
 def test_unimportable_callable_is_named(storage):
     with pytest.raises(SpecError, match=r"\[objective\] name: cannot import 'no_such_mod'"):
         nas_hpo.run(space="resnet_blocks", objective="no_such_mod:f", storage=storage)
+
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in STUDIES.glob("*.toml")))
+def test_every_study_file_of_the_repository_resolves(name):
+    """Each example in studies/ reads, and its space, objective and strategy are built (the
+    options of each are checked) without running a trial."""
+    from nas_hpo._runner import prepare
+
+    plan = prepare(load_spec(STUDIES / name))
+    assert plan.spec.n_trials >= 1 and plan.directions
