@@ -117,6 +117,10 @@ class Objective:
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
         raise NotImplementedError
 
+    def check_space(self, space: SearchSpace) -> None:
+        """Raise ``ValueError`` saying why this objective cannot evaluate ``space``'s
+        architectures at all (the runner checks before the first trial)."""
+
     def model_input(self) -> tuple[tuple[int, ...], int] | None:
         """``(input_shape, num_classes)`` of the networks this objective evaluates, for the
         cost attributes (params, FLOPs, latency) the runner stores on every trial; ``None``

@@ -271,6 +271,10 @@ def prepare(spec: StudySpec, *, worker: int = 0, progress: bool = False,
     the first run's draws and propose its architectures a second time."""
     space = _space(spec)
     objective = _objective(spec)
+    try:
+        objective.check_space(space)
+    except ValueError as e:
+        raise SpecError(f"{spec.where('objective')}: {e}") from None
     directions = spec.directions or objective.directions
     if len(directions) != len(objective.directions):
         raise SpecError(

@@ -44,4 +44,4 @@ def names() -> list[str]:
     return _REGISTRY.names()
 
 
-from nas_hpo.objectives import cost, learning_curve, train, zero_cost  # noqa: E402,F401
+from nas_hpo.objectives import cost, learning_curve, supernet, train, zero_cost  # noqa: E402,F401,E501

@@ -263,15 +263,10 @@ class NB201Network(nn.Module):
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
-def build(
-    config: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    C: int = 16,
-    N: int = 5,
-) -> NB201Network:
-    """The network of ``config`` for inputs of shape ``(channels, H, W)``."""
+def _skeleton(input_shape: tuple[int, ...], C: int, N: int,
+              cell: Callable[[int], nn.Module]) -> tuple[nn.Module, list[nn.Module], int]:
+    """The stem, the stages (``cell(channels)`` N times each, reductions between) and the
+    last stage's channels."""
     c_in, h, w = input_shape
     if min(h, w) >= IMAGENET_STEM_FROM:
         stem: nn.Module = nn.Sequential(
@@ -287,16 +282,99 @@ def build(
         c = C * 2**stage
         if stage > 0:
             cells.append(ResidualReduction(c_prev, c))
-        cells.extend(Cell(config, c) for _ in range(N))
+        cells.extend(cell(c) for _ in range(N))
         c_prev = c
+    return stem, cells, c_prev
+
+
+def build(
+    config: Mapping[str, Any],
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    C: int = 16,
+    N: int = 5,
+) -> NB201Network:
+    """The network of ``config`` for inputs of shape ``(channels, H, W)``."""
+    stem, cells, c_last = _skeleton(input_shape, C, N, lambda c: Cell(config, c))
     return NB201Network(
         stem,
         cells,
-        c_prev,
+        c_last,
         num_classes,
         arch=arch_str(config),
         input_independent=is_input_independent(config),
     )
+
+
+# ---------------------------------------------------------------------- supernet
+
+
+class SuperCell(nn.Module):
+    """Every operation of every edge (``edges[edge][op]``; ``none`` has no module): the cell
+    of one architecture is the path ``forward(x, config)`` takes through it."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleDict({
+            edge_name(i, j): nn.ModuleDict({op: make_op(op, channels) for op in OPS
+                                            if op != "none"})
+            for i, j in EDGES
+        })
+
+    def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        nodes = [x]
+        for i in range(1, N_NODES):
+            node: torch.Tensor | None = None
+            for j in range(i):
+                op = config[edge_name(i, j)]
+                if op == "none":
+                    continue
+                y = self.edges[edge_name(i, j)][op](nodes[j])
+                node = y if node is None else node + y
+            nodes.append(torch.zeros_like(x) if node is None else node)
+        return nodes[-1]
+
+
+class NB201Supernet(nn.Module):
+    """The weight-sharing supernet of the space (as in the single-path one-shot methods run on
+    NAS-Bench-201: SPOS, FairNAS): the benchmark's skeleton with ``SuperCell``s, so that
+    ``supernet(x, config)`` computes exactly what ``build(config)`` computes with the path's
+    weights (``subnet`` makes that network)."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, C: int, N: int) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes, self.C, self.N = input_shape, num_classes, C, N
+        stem, cells, c_last = _skeleton(input_shape, C, N, SuperCell)
+        self.stem = stem
+        self.cells = nn.ModuleList(cells)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c_last), nn.ReLU(inplace=True))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_last, num_classes)
+
+    def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        x = self.stem(x)
+        for cell in self.cells:
+            x = cell(x, config) if isinstance(cell, SuperCell) else cell(x)
+        x = self.lastact(x)
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+    def subnet(self, config: Mapping[str, Any]) -> NB201Network:
+        """``build(config)`` with the supernet's weights and BN statistics of that path (to
+        fine-tune the architecture a search found from its inherited weights)."""
+        net = build(config, input_shape=self.input_shape, num_classes=self.num_classes,
+                    C=self.C, N=self.N)
+        state = {}
+        for key, value in self.state_dict().items():
+            parts = key.split(".")
+            if parts[0] == "cells" and parts[2] == "edges":
+                # cells.K.edges.EDGE.OP.rest -> cells.K.edges.EDGE.rest, for the chosen op
+                if config[parts[3]] != parts[4]:
+                    continue
+                key = ".".join(parts[:4] + parts[5:])
+            state[key] = value
+        net.load_state_dict(state)
+        return net
 
 
 @register("nb201")
@@ -318,5 +396,8 @@ def nb201(*, C: int = 16, N: int = 5, width_mult: float = 1.0) -> SearchSpace:
     ) -> nn.Module:
         return build(config, input_shape=input_shape, num_classes=num_classes, C=width, N=N)
 
+    def supernet(*, input_shape: tuple[int, ...], num_classes: int) -> NB201Supernet:
+        return NB201Supernet(input_shape, num_classes, C=width, N=N)
+
     key: Callable[[Mapping[str, Any]], str] = arch_str
-    return SearchSpace(params, builder=builder, arch_key=key)
+    return SearchSpace(params, builder=builder, arch_key=key, supernet=supernet)

@@ -70,9 +70,11 @@ class SearchSpace:
         name: str | None = None,
         builder: Builder | None = None,
         arch_key: Callable[[Mapping[str, Any]], str] | None = None,
+        supernet: Builder | None = None,
     ) -> None:
         self.name = name
         self._builder = builder
+        self._supernet = supernet
         self._key_fn = arch_key
         params = list(params)
         self._params: dict[str, Hyperparameter] = {}
@@ -560,6 +562,22 @@ class SearchSpace:
         self.validate(config)
         return self._builder(dict(config), input_shape=tuple(input_shape), num_classes=num_classes)
 
+    @property
+    def has_supernet(self) -> bool:
+        """Whether the space builds a weight-sharing supernet (``build_supernet``)."""
+        return self._supernet is not None
+
+    def build_supernet(self, *, input_shape: tuple[int, ...], num_classes: int
+                       ) -> torch.nn.Module:
+        """The space's weight-sharing supernet: one module holding the weights of every
+        architecture, called as ``supernet(x, config)`` to run ``config``'s path (the
+        ``supernet`` objective trains it with single-path sampling)."""
+        if self._supernet is None:
+            raise TypeError(
+                f"space {self.name or '(unnamed)'} has no supernet (in the catalogue: nb201)"
+            )
+        return self._supernet(input_shape=tuple(input_shape), num_classes=num_classes)
+
     def with_builder(
         self,
         builder: Builder,
@@ -567,7 +585,8 @@ class SearchSpace:
         name: str | None = None,
         arch_key: Callable[[Mapping[str, Any]], str] | None = None,
     ) -> SearchSpace:
-        """A copy of this space that builds networks with ``builder``."""
+        """A copy of this space that builds networks with ``builder`` (and no supernet: the
+        old one would not share weights with the new networks)."""
         return SearchSpace(
             self._params.values(),
             self._conditions,

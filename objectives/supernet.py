@@ -1,0 +1,394 @@
+"""``supernet``: weight sharing — one supernet trained once, every architecture scored with its
+inherited weights.
+
+The space's supernet (``SearchSpace.build_supernet``; in the catalogue: ``nb201``) holds the
+weights of every architecture; an architecture is a path through it. The supernet is trained
+once per study setting with single-path sampling, by one of:
+
+- ``spos``: Single Path One-Shot (Guo et al., ECCV 2020): each step trains one path drawn
+  uniformly (``SearchSpace.sample``);
+- ``fairnas``: FairNAS's strict fairness (Chu et al., ICCV 2021): each step draws ``m`` paths
+  (``m`` = the most choices of a parameter) such that every choice of every parameter is on
+  exactly one of them, accumulates their gradients and updates once. It needs a space of
+  unconditional categorical parameters without forbidden clauses; a parameter with fewer
+  than ``m`` choices repeats some (fair up to that).
+
+A trial then scores its architecture without training: the batch-norm statistics of its path
+are recomputed on ``bn_batches`` training batches (as SPOS does: statistics accumulated over
+every path fit none of them), and the value is the path's validation accuracy. The test
+accuracy is recorded, never optimized.
+
+The trained supernet is kept in memory for the process and on disk (``cache_dir``, default
+``$NAS_HPO_CACHE/supernets`` or ``~/.cache/nas-hpo/supernets``) under a key of everything that
+determines it (space and its options, input, method, training options, seed, torch version):
+other worker processes and later runs load it instead of training again, and a file lock makes
+concurrent workers train it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas_hpo import data
+from nas_hpo._objective import Context, Objective, Result, TrialFailure
+from nas_hpo.objectives import register
+from nas_hpo.objectives.train import (
+    AUGMENT,
+    _device,
+    avg_pools_as_convs,
+    avoid_strided_pointwise_convs,
+    evaluate,
+)
+from nas_hpo.space import Categorical, SearchSpace
+
+METHODS = ("spos", "fairnas")
+
+
+def default_cache_dir() -> Path:
+    """``$NAS_HPO_CACHE/supernets`` or ``~/.cache/nas-hpo/supernets``."""
+    env = os.environ.get("NAS_HPO_CACHE")
+    return (Path(env) if env else Path.home() / ".cache" / "nas-hpo") / "supernets"
+
+
+def fair_paths(space: SearchSpace, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """FairNAS's strictly fair draw: ``m`` configurations such that each choice of each
+    parameter is on one of them (each parameter's choices in a random order; a parameter
+    with fewer than ``m`` choices repeats some, in a random order too)."""
+    params = list(space.params.values())
+    m = max(len(p.choices) for p in params)
+    columns = {}
+    for p in params:
+        k = len(p.choices)
+        order = [p.choices[i] for i in rng.permutation(k)]
+        extra = [p.choices[i] for i in rng.permutation(k)[: m - k]] if m > k else []
+        columns[p.name] = order + extra
+    return [{name: column[i] for name, column in columns.items()} for i in range(m)]
+
+
+def _check_fair(space: SearchSpace) -> None:
+    params = list(space.params.values())
+    if (not all(isinstance(p, Categorical) for p in params) or space.conditions
+            or space.forbidden):
+        raise ValueError(
+            "method fairnas needs a space of unconditional categorical parameters without "
+            f"forbidden clauses; space {space.name or '(unnamed)'} is not (use spos)"
+        )
+
+
+@dataclass
+class _Trained:
+    """A trained supernet in memory, the training batches its paths recalibrate BN on, and
+    what its training measured (or why it failed)."""
+
+    model: nn.Module | None
+    calibration: list[torch.Tensor]
+    info: dict[str, Any]
+    error: str | None = None
+
+
+_TRAINED: dict[str, _Trained] = {}
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (other processes wait), where the OS offers one."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: workers may each train the supernet
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@register("supernet")
+@dataclass(frozen=True)
+class Supernet(Objective):
+    """Train the space's supernet once (``method``: spos or fairnas, ``epochs``, SGD +
+    Nesterov with a cosine schedule, label smoothing, the dataset's augmentation, ``seed``),
+    then score each architecture by its path's validation accuracy after recalibrating its
+    batch norms on ``bn_batches`` training batches."""
+
+    method: str = "spos"
+    dataset: str = data.DEFAULT
+    data_dir: str | None = None
+    download: bool = True
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    augment: str = "auto"
+    seed: int = 0
+    bn_batches: int = 4
+    device: str = "cpu"
+    cache_dir: str | None = None
+
+    directions = ("maximize",)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method: unknown {self.method!r}; known: {', '.join(METHODS)}")
+        if self.dataset not in data.names():
+            raise ValueError(f"dataset: unknown {self.dataset!r}; known: "
+                             f"{', '.join(sorted(data.names()))}")
+        if self.augment not in ("auto", *AUGMENT):
+            raise ValueError(f"augment: unknown {self.augment!r}; known: auto, "
+                             + ", ".join(AUGMENT))
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.bn_batches < 0:
+            raise ValueError(f"bn_batches must be >= 0, got {self.bn_batches}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        try:
+            dev = _device(self.device)
+        except RuntimeError as e:
+            raise ValueError(f"device: {e}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {self.device!r} asked for, but CUDA is not available")
+
+    @property
+    def cost_device(self) -> str:  # type: ignore[override]
+        return str(_device(self.device))
+
+    def _splits(self) -> data.Splits:
+        return data.load(self.dataset, split_seed=self.split_seed, data_dir=self.data_dir,
+                         download=self.download, val_fraction=self.val_fraction)
+
+    def model_input(self) -> tuple[tuple[int, ...], int]:
+        splits = self._splits()
+        return splits.input_shape, splits.num_classes
+
+    # ------------------------------------------------------------------ the supernet
+
+    def key(self, space: SearchSpace) -> str:
+        """What determines the trained supernet, hashed: its file name in the cache."""
+        splits = self._splits()
+        what = {
+            "space": space.name,
+            "space_options": getattr(space, "build_options", {}),
+            "params": [repr(p) for p in space.params.values()],
+            "input": [list(splits.input_shape), splits.num_classes],
+            "train": {k: v for k, v in asdict(self).items()
+                      if k not in ("bn_batches", "cache_dir", "data_dir", "download")},
+            "device": _device(self.device).type,
+            "torch": torch.__version__,
+        }
+        text = json.dumps(what, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def check_space(self, space: SearchSpace) -> None:
+        if not space.has_supernet:
+            raise ValueError(
+                f"space {space.name or '(unnamed)'} has no supernet; the supernet objective "
+                "needs one (in the catalogue: nb201)"
+            )
+        if self.method == "fairnas":
+            _check_fair(space)
+
+    def trained(self, space: SearchSpace) -> _Trained:
+        """The trained supernet of ``space``: from this process's memory, from the disk
+        cache, or trained now (and saved)."""
+        try:
+            self.check_space(space)
+        except ValueError as e:
+            raise TrialFailure(str(e)) from None
+        key = self.key(space)
+        held = _TRAINED.get(key)
+        if held is None:
+            held = self._load_or_train(space, key)
+            _TRAINED.clear()  # one supernet per process: they can be large
+            _TRAINED[key] = held
+        if held.error is not None:
+            raise TrialFailure(held.error)
+        return held
+
+    def _build(self, space: SearchSpace) -> tuple[nn.Module, torch.device, torch.memory_format]:
+        splits = self._splits()
+        device = _device(self.device)
+        memory_format = torch.channels_last  # oneDNN's and cuDNN's fast layout (see train)
+        torch.manual_seed(self.seed)
+        model = space.build_supernet(input_shape=splits.input_shape,
+                                     num_classes=splits.num_classes)
+        model = model.to(device, memory_format=memory_format)
+        if device.type == "cpu":
+            avoid_strided_pointwise_convs(model)
+            avg_pools_as_convs(model)
+        return model, device, memory_format
+
+    def _load_or_train(self, space: SearchSpace, key: str) -> _Trained:
+        folder = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+        path = folder / f"{key}.pt"
+        model, device, memory_format = self._build(space)
+        calibration = self._calibration_batches(device, memory_format)
+        with _file_lock(folder / f"{key}.lock"):
+            if path.exists():
+                try:
+                    saved = torch.load(path, map_location=device, weights_only=True)
+                    model.load_state_dict(saved["state"])
+                    info = {**saved["info"], "file": str(path), "trained_here": False}
+                    return _Trained(model, calibration, info)
+                except Exception as e:  # a damaged file: trained again and replaced
+                    bad = f"{type(e).__name__}: {e}"
+            else:
+                bad = None
+            try:
+                info = self._train(space, model, device, memory_format)
+            except TrialFailure as e:
+                return _Trained(None, [], {}, error=f"supernet training failed: {e}")
+            if bad:
+                info["replaced_damaged_file"] = bad
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"state": model.state_dict(), "info": info}, tmp)
+            os.replace(tmp, path)
+        return _Trained(model, calibration, {**info, "file": str(path), "trained_here": True})
+
+    def _calibration_batches(self, device: torch.device,
+                             memory_format: torch.memory_format) -> list[torch.Tensor]:
+        """The training batches each path's BN statistics are recomputed on: fixed by the
+        seed, without augmentation, so a path scores the same in every process."""
+        splits = self._splits()
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        perm = torch.randperm(len(splits.x_train), generator=gen)
+        batches = []
+        for b in range(self.bn_batches):
+            idx = perm[b * self.batch_size: (b + 1) * self.batch_size]
+            if len(idx) < 2:
+                break
+            batches.append(splits.x_train[idx].to(device).contiguous(
+                memory_format=memory_format))
+        return batches
+
+    def _train(self, space: SearchSpace, model: nn.Module, device: torch.device,
+               memory_format: torch.memory_format) -> dict[str, Any]:
+        splits = self._splits()
+        x, y = splits.x_train.to(device), splits.y_train.to(device)
+        x = x.contiguous(memory_format=memory_format)
+        augment = AUGMENT[splits.augment if self.augment == "auto" else self.augment]
+        gen = torch.Generator().manual_seed(self.seed)
+        aug_gen = torch.Generator(device=device).manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        # BatchNorm cannot train on one sample once a map is 1×1: a short last batch is dropped.
+        steps = sum(1 for i in range(0, len(x), self.batch_size)
+                    if min(self.batch_size, len(x) - i) >= 2)
+        opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
+                              nesterov=self.momentum > 0, weight_decay=self.weight_decay,
+                              **({"fused": True} if device.type == "cuda"
+                                 else {"foreach": True}))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs * steps)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+        losses: list[float] = []
+        paths = 0
+        start = time.perf_counter()
+        model.train()
+        for epoch in range(1, self.epochs + 1):
+            perm = torch.randperm(len(x), generator=gen).to(device)
+            loss_sum = torch.zeros((), device=device)
+            n = 0
+            for i in range(0, len(x), self.batch_size):
+                idx = perm[i: i + self.batch_size]
+                if len(idx) < 2:
+                    continue
+                xb = augment(x[idx], aug_gen).contiguous(memory_format=memory_format)
+                configs = (fair_paths(space, rng) if self.method == "fairnas"
+                           else [space.sample(seed=rng)])
+                opt.zero_grad(set_to_none=True)
+                for config in configs:
+                    loss = loss_fn(model(xb, config).float(), y[idx])
+                    loss.backward()  # FairNAS: the paths' gradients add up, one update
+                    loss_sum += loss.detach()
+                    n += 1
+                opt.step()
+                sched.step()
+                paths += len(configs)
+            mean = (loss_sum / max(n, 1)).item()
+            if not math.isfinite(mean):
+                raise TrialFailure(f"training loss became {mean} in epoch {epoch}")
+            losses.append(round(mean, 5))
+        return {"method": self.method, "epochs": self.epochs, "paths_trained": paths,
+                "train_seconds": round(time.perf_counter() - start, 3), "loss_curve": losses}
+
+    # ------------------------------------------------------------------ one architecture
+
+    def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
+        trained = self.trained(space)
+        model = trained.model
+        assert model is not None
+        splits = self._splits()
+        device = _device(self.device)
+        memory_format = torch.channels_last
+
+        def prepare(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device).contiguous(memory_format=memory_format)
+
+        path = _Path(model, dict(config))
+        _recalibrate(path, trained.calibration)
+        val_acc, val_loss = evaluate(path, prepare(splits.x_val), splits.y_val.to(device))
+        test_acc, _ = evaluate(path, prepare(splits.x_test), splits.y_test.to(device))
+        info = {k: v for k, v in trained.info.items() if k != "loss_curve"}
+        # Only the trial that trained it says how long that took (the others did not pay).
+        trained.info["trained_here"] = False
+        return Result((val_acc,), {
+            "val_loss": val_loss,
+            "test_accuracy": test_acc,
+            "supernet": {**info, "bn_batches": len(trained.calibration)},
+            "supernet_loss_curve": trained.info.get("loss_curve", []),
+        })
+
+
+class _Path(nn.Module):
+    """The supernet restricted to one configuration: ``path(x) = supernet(x, config)``."""
+
+    def __init__(self, supernet: nn.Module, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.config)
+
+
+@torch.no_grad()
+def _recalibrate(path: _Path, batches: list[torch.Tensor]) -> None:
+    """Recompute the BN statistics the path uses as plain averages over ``batches`` (SPOS's
+    recalibration); without batches, the statistics of the supernet's training stay."""
+    if not batches:
+        return
+    norms = [m for m in path.supernet.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    path.train()
+    try:
+        for xb in batches:
+            path(xb)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        path.eval()
