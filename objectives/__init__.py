@@ -44,4 +44,11 @@ def names() -> list[str]:
     return _REGISTRY.names()
 
 
-from nas_hpo.objectives import cost, learning_curve, supernet, train, zero_cost  # noqa: E402,F401,E501
+from nas_hpo.objectives import (  # noqa: E402,F401
+    cost,
+    learning_curve,
+    supernet,
+    tabular,
+    train,
+    zero_cost,
+)

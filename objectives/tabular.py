@@ -1,0 +1,158 @@
+"""``tabular``: look an architecture's result up in a table instead of training it.
+
+Tabular NAS benchmarks (NAS-Bench-101/201/301, NATS-Bench, HW-NAS-Bench) publish the trained
+result of every architecture of a space, so that search strategies can be compared in seconds
+on the same ground truth. This objective reads such a table from a file — CSV, Parquet or JSON
+lines, one row per architecture (and per fidelity and seed where the table has them) — and
+returns the row's metric(s) for the trial's architecture, found by the space's architecture
+key (``space.arch_key(config)``: for ``nb201`` the official NAS-Bench-201 string, so a table
+exported from NAS-Bench-201 / NATS-Bench joins as it is).
+
+Rows of the same architecture (and fidelity) are repeated runs: the value is their mean, the
+trial records how many there were and their standard deviation. With a ``fidelity`` column
+(e.g. ``epoch``), a multi-fidelity strategy asks for ``{fidelity: budget}`` and gets the rows
+at the largest fidelity not above the budget; without a budget, the largest. ``cost`` names a
+column of what the evaluation would have cost (e.g. training seconds), recorded on the trial
+as ``simulated_cost`` so that a benchmark can plot results against simulated time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas_hpo._objective import Context, Objective, Result, TrialFailure
+from nas_hpo.objectives import register
+from nas_hpo.space import SearchSpace
+
+READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "json",
+           ".json": "json"}
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The rows grouped for lookups: ``rows[arch][fidelity]`` -> (values per metric per row,
+    costs, attribute values of the first row); ``fidelities[arch]`` sorted."""
+
+    rows: dict[str, dict[Any, tuple[list[list[float]], list[float], dict[str, Any]]]]
+    fidelities: dict[str, list[Any]]
+    n_rows: int
+    example: str
+
+
+@functools.lru_cache(maxsize=4)
+def _read(path: str, mtime: float, key: str, metrics: tuple[str, ...], fidelity: str | None,
+          cost: str | None, attrs: tuple[str, ...]) -> _Table:
+    import pandas as pd
+
+    kind = READERS[Path(path).suffix.lower()]
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path)
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=Path(path).suffix.lower() == ".jsonl")
+    except Exception as e:
+        raise ValueError(f"path: cannot read {path} as {kind}: {type(e).__name__}: {e}") from None
+    needed = [key, *metrics, *([fidelity] if fidelity else []), *([cost] if cost else []),
+              *attrs]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} has no column {', '.join(map(repr, missing))}; its columns: "
+                         + ", ".join(map(str, frame.columns)))
+    if frame.empty:
+        raise ValueError(f"{path} has no rows")
+    rows: dict[str, dict[Any, tuple[list[list[float]], list[float], dict[str, Any]]]] = {}
+    keys = frame[key].astype(str).tolist()
+    values = frame[list(metrics)].astype(float).to_numpy().tolist()
+    levels = frame[fidelity].tolist() if fidelity else [None] * len(frame)
+    costs = frame[cost].astype(float).tolist() if cost else [math.nan] * len(frame)
+    extra = frame[list(attrs)].to_dict("records") if attrs else [{}] * len(frame)
+    for arch, vals, level, c, a in zip(keys, values, levels, costs, extra, strict=True):
+        if hasattr(level, "item"):
+            level = level.item()
+        group = rows.setdefault(arch, {}).setdefault(level, ([], [], a))
+        group[0].append(vals)
+        group[1].append(c)
+    fidelities = {arch: sorted(levels_) for arch, levels_ in rows.items()} if fidelity else {}
+    return _Table(rows, fidelities, len(frame), keys[0])
+
+
+@register("tabular")
+@dataclass(frozen=True)
+class Tabular(Objective):
+    """``path`` (CSV / Parquet / JSON lines), ``key`` (the column of architecture keys),
+    ``metrics`` (the value columns, one study direction each; maximized unless the study's
+    ``directions`` say otherwise), ``fidelity`` (a column a multi-fidelity strategy selects
+    rows by), ``cost`` (a column recorded as ``simulated_cost``), ``attrs`` (more columns to
+    record on the trial)."""
+
+    path: str = ""
+    key: str = "arch"
+    metrics: list[str] | tuple[str, ...] = ("accuracy",)
+    fidelity: str | None = None
+    cost: str | None = None
+    attrs: list[str] | tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("path: the table's file is required (CSV, Parquet or JSON lines)")
+        path = Path(self.path).expanduser()
+        if path.suffix.lower() not in READERS:
+            raise ValueError(f"path: {self.path} is not a table this reads (by its suffix: "
+                             f"{', '.join(READERS)})")
+        if not path.is_file():
+            raise ValueError(f"path: no such file {path}")
+        metrics = (self.metrics,) if isinstance(self.metrics, str) else tuple(self.metrics)
+        if not metrics:
+            raise ValueError("metrics: name at least one column")
+        object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "attrs", tuple(self.attrs))
+        object.__setattr__(self, "directions", ("maximize",) * len(metrics))
+        object.__setattr__(self, "fidelities", (self.fidelity,) if self.fidelity else ())
+        self.table()  # read now: a wrong file or column is an error before the study
+
+    def table(self) -> _Table:
+        path = Path(self.path).expanduser().resolve()
+        return _read(str(path), os.stat(path).st_mtime, self.key, self.metrics, self.fidelity,
+                     self.cost, self.attrs)
+
+    def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
+        table = self.table()
+        arch = space.arch_key(config)
+        found = table.rows.get(arch)
+        if found is None:
+            raise TrialFailure(
+                f"architecture {arch} is not in the table {self.path} ({table.n_rows} rows, "
+                f"keys like {table.example!r})"
+            )
+        level = None
+        if self.fidelity:
+            levels = table.fidelities[arch]
+            budget = ctx.fidelity.get(self.fidelity)
+            below = levels if budget is None else [v for v in levels if v <= budget]
+            if not below:
+                raise TrialFailure(f"architecture {arch} has no row at {self.fidelity} <= "
+                                   f"{budget} in {self.path} (it has {levels})")
+            level = below[-1]
+        runs, costs, attrs = found[level]
+        n = len(runs)
+        means = [sum(r[i] for r in runs) / n for i in range(len(self.metrics))]
+        out: dict[str, Any] = {"table_rows": n}
+        for i, name in enumerate(self.metrics):
+            out[name] = means[i]
+            if n > 1:
+                out[f"{name}_std"] = math.sqrt(sum((r[i] - means[i]) ** 2 for r in runs)
+                                               / (n - 1))
+        if self.fidelity:
+            out["fidelity"] = {self.fidelity: level}
+        if self.cost:
+            out["simulated_cost"] = sum(costs) / n
+        out.update({k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()})
+        return Result(tuple(means), out)
