@@ -41,7 +41,7 @@ keeps the full resolution there), and a stage halves the feature map only while 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -119,6 +119,53 @@ def _stage_table() -> list[tuple[int, int, int]]:
     return [*STAGES, LAST_STAGE]
 
 
+def _stem_geometry(input_shape: tuple[int, ...], width_mult: float) -> tuple[int, int, int, int]:
+    """The stem's stride, and the channels and map size after the first block."""
+    _, h, w = input_shape
+    stride = 2 if min(h, w) >= LARGE_INPUT else 1
+    return stride, make_divisible(FIRST_BLOCK_CHANNELS * width_mult), -(-h // stride), -(-w // stride)
+
+
+def _stem(input_shape: tuple[int, ...], width_mult: float) -> tuple[nn.Module, int]:
+    """The stem and first block, and its output channels."""
+    stride, c, _, _ = _stem_geometry(input_shape, width_mult)
+    c_stem = make_divisible(STEM_CHANNELS * width_mult)
+    stem = nn.Sequential(
+        *_conv_bn(input_shape[0], c_stem, 3, stride),
+        nn.ReLU6(inplace=True),
+        InvertedResidual(c_stem, c, 3, 1, 1),
+    )
+    return stem, c
+
+
+def _head(c: int, width_mult: float, num_classes: int) -> nn.Module:
+    c_last = make_divisible(LAST_CHANNELS * max(1.0, width_mult))
+    return nn.Sequential(
+        *_conv_bn(c, c_last, 1),
+        nn.ReLU6(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(1),
+        nn.Linear(c_last, num_classes),
+    )
+
+
+def _blocks(input_shape: tuple[int, ...], width_mult: float, depths: list[int]
+            ) -> Iterator[tuple[int, int, int, int, int]]:
+    """``(stage, block, c_in, c_out, stride)`` of every block of stages of ``depths`` blocks.
+    A stage halves the map in its first block only while the map is at least 2×2 (so small
+    inputs end at 1×1, not 0×0); every stage has a first block, so the map a stage starts at
+    does not depend on the depths (what lets a supernet hold every depth)."""
+    _, c, h, w = _stem_geometry(input_shape, width_mult)
+    for s, ((channels, first_stride, _), depth) in enumerate(
+            zip(_stage_table(), depths, strict=True), start=1):
+        c_out = make_divisible(channels * width_mult)
+        for b in range(1, depth + 1):
+            stride = first_stride if b == 1 and min(h, w) >= 2 else 1
+            h, w = -(-h // stride), -(-w // stride)
+            yield s, b, c, c_out, stride
+            c = c_out
+
+
 def build(
     config: Mapping[str, Any],
     *,
@@ -127,38 +174,75 @@ def build(
     width_mult: float = 1.0,
 ) -> nn.Module:
     """The network of ``config`` for inputs of shape ``(C, H, W)``."""
-    c_in, h, w = input_shape
-    stride = 2 if min(h, w) >= LARGE_INPUT else 1
-    h, w = -(-h // stride), -(-w // stride)
-    c_stem = make_divisible(STEM_CHANNELS * width_mult)
-    c = make_divisible(FIRST_BLOCK_CHANNELS * width_mult)
-    stem = nn.Sequential(
-        *_conv_bn(c_in, c_stem, 3, stride),
-        nn.ReLU6(inplace=True),
-        InvertedResidual(c_stem, c, 3, 1, 1),
-    )
-    stages: list[nn.Sequential] = []
-    for s, (channels, first_stride, _) in enumerate(_stage_table(), start=1):
-        c_out = make_divisible(channels * width_mult)
-        blocks: list[nn.Module] = []
-        for b in range(1, int(config[f"stage{s}_depth"]) + 1):
-            # Halve only a map that can be halved, so small inputs end at 1×1, not 0×0.
-            stride = first_stride if b == 1 and min(h, w) >= 2 else 1
-            h, w = -(-h // stride), -(-w // stride)
-            kernel = int(config[f"stage{s}_block{b}_kernel"])
-            expand = int(config[f"stage{s}_block{b}_expand"])
-            blocks.append(InvertedResidual(c, c_out, kernel, expand, stride))
+    stem, c = _stem(input_shape, width_mult)
+    depths = [int(config[f"stage{s}_depth"]) for s in range(1, len(_stage_table()) + 1)]
+    stages: list[list[nn.Module]] = [[] for _ in depths]
+    for s, b, c_in, c_out, stride in _blocks(input_shape, width_mult, depths):
+        kernel = int(config[f"stage{s}_block{b}_kernel"])
+        expand = int(config[f"stage{s}_block{b}_expand"])
+        stages[s - 1].append(InvertedResidual(c_in, c_out, kernel, expand, stride))
+        c = c_out
+    return MobileNet(stem, [nn.Sequential(*blocks) for blocks in stages],
+                     _head(c, width_mult, num_classes))
+
+
+def choice_name(kernel: int, expand: int) -> str:
+    return f"k{kernel}e{expand}"
+
+
+class MobileNetSupernet(nn.Module):
+    """The weight-sharing supernet of the space (ProxylessNAS / SPOS style: a choice block per
+    position): every stage holds ``max_depth`` positions, each with one inverted residual per
+    (kernel, expansion) choice. ``supernet(x, config)`` runs each stage's first
+    ``stage{s}_depth`` positions with their chosen blocks: exactly what ``build(config)``
+    computes with those weights (``subnet`` makes that network)."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width_mult: float,
+                 max_depth: int) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes = input_shape, num_classes
+        self.width_mult, self.max_depth = width_mult, max_depth
+        self.stem, c = _stem(input_shape, width_mult)
+        depths = [max_depth if s <= len(STAGES) else 1
+                  for s in range(1, len(_stage_table()) + 1)]
+        stages: list[nn.ModuleList] = [nn.ModuleList() for _ in depths]
+        for s, _, c_in, c_out, stride in _blocks(input_shape, width_mult, depths):
+            stages[s - 1].append(nn.ModuleDict({
+                choice_name(k, e): InvertedResidual(c_in, c_out, k, e, stride)
+                for k in KERNELS for e in EXPANDS
+            }))
             c = c_out
-        stages.append(nn.Sequential(*blocks))
-    c_last = make_divisible(LAST_CHANNELS * max(1.0, width_mult))
-    head = nn.Sequential(
-        *_conv_bn(c, c_last, 1),
-        nn.ReLU6(inplace=True),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(1),
-        nn.Linear(c_last, num_classes),
-    )
-    return MobileNet(stem, stages, head)
+        self.stages = nn.ModuleList(stages)
+        self.head = _head(c, width_mult, num_classes)
+
+    def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        x = self.stem(x)
+        for s, stage in enumerate(self.stages, start=1):
+            for b in range(1, int(config[f"stage{s}_depth"]) + 1):
+                choice = choice_name(int(config[f"stage{s}_block{b}_kernel"]),
+                                     int(config[f"stage{s}_block{b}_expand"]))
+                x = stage[b - 1][choice](x)
+        return self.head(x)
+
+    def subnet(self, config: Mapping[str, Any]) -> nn.Module:
+        """``build(config)`` with the supernet's weights and BN statistics of that path."""
+        net = build(config, input_shape=self.input_shape, num_classes=self.num_classes,
+                    width_mult=self.width_mult)
+        state = {}
+        for key, value in self.state_dict().items():
+            parts = key.split(".")
+            if parts[0] == "stages":
+                # stages.S.B.CHOICE.rest -> stages.S.B.rest, for the chosen block of a position
+                # the config uses
+                s, b = int(parts[1]) + 1, int(parts[2]) + 1
+                if b > int(config[f"stage{s}_depth"]) or parts[3] != choice_name(
+                        int(config[f"stage{s}_block{b}_kernel"]),
+                        int(config[f"stage{s}_block{b}_expand"])):
+                    continue
+                key = ".".join(parts[:3] + parts[4:])
+            state[key] = value
+        net.load_state_dict(state)
+        return net
 
 
 def arch_str(config: Mapping[str, Any]) -> str:
@@ -211,4 +295,8 @@ def mobilenet(*, max_depth: int = 4, width_mult: float = 1.0) -> SearchSpace:
             config, input_shape=input_shape, num_classes=num_classes, width_mult=width_mult
         )
 
-    return SearchSpace(params, conditions, builder=builder, arch_key=arch_str)
+    def supernet(*, input_shape: tuple[int, ...], num_classes: int) -> MobileNetSupernet:
+        return MobileNetSupernet(input_shape, num_classes, width_mult, max_depth)
+
+    return SearchSpace(params, conditions, builder=builder, arch_key=arch_str,
+                       supernet=supernet)

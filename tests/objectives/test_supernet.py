@@ -26,7 +26,10 @@ def fresh_process_memory():
     sn._TRAINED.clear()
 
 
-def test_a_path_of_the_supernet_is_the_built_network_with_its_weights(space):
+@pytest.mark.parametrize("name, options", [("nb201", {"C": 4, "N": 1}),
+                                           ("mobilenet", {"max_depth": 3, "width_mult": 0.25})])
+def test_a_path_of_the_supernet_is_the_built_network_with_its_weights(name, options):
+    space = spaces.get(name, **options)
     supernet = space.build_supernet(input_shape=(3, 16, 16), num_classes=7)
     # Non-trivial BN statistics and weights, so that a wrong mapping would show.
     supernet.train()
@@ -113,6 +116,30 @@ def test_what_cannot_have_a_supernet_is_refused_before_the_study_and_fails_a_dir
     fair = objectives.get("supernet", method="fairnas", epochs=1, cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="fairnas needs a space of unconditional categorical"):
         fair.check_space(conditional)
+    with pytest.raises(nas_hpo.SpecError, match="space mobilenet is not \\(use spos\\)"):
+        nas_hpo.run({"objective": {"name": "supernet", "method": "fairnas"}},
+                    space="mobilenet", n_trials=1, storage=":memory:")
+
+
+def test_spos_on_a_conditional_space_trains_every_depth(tmp_path):
+    """mobilenet's depths are conditional: SPOS draws whole configurations (depths included),
+    so every position and choice gets trained, and paths of any depth score."""
+    space = spaces.get("mobilenet", max_depth=2, width_mult=0.25)
+    # 6 epochs: 102 paths, so each of the 30 (position, choice) pairs of the optional second
+    # blocks (5 stages × 6 choices, each drawn with probability 1/12 a step) is trained
+    # (seeded: the same draws on every run).
+    objective = objectives.get("supernet", epochs=6, cache_dir=str(tmp_path))
+    shallow = {**space.default(), **{f"stage{s}_depth": 1 for s in range(1, 6)}}
+    shallow = {k: v for k, v in shallow.items() if "block2" not in k}
+    deep = {**space.default(), **{f"stage{s}_depth": 2 for s in range(1, 6)}}
+    deep.update({f"stage{s}_block2_{p}": v for s in range(1, 6)
+                 for p, v in (("kernel", 7), ("expand", 3))})
+    scores = [objective(c, space=space, ctx=Context()).values[0] for c in (shallow, deep)]
+    assert all(0.0 <= v <= 1.0 for v in scores)
+    trained = dict(sn._TRAINED[objective.key(space)].model.named_parameters())
+    initial = dict(objective._build(space)[0].named_parameters())  # the same seeded init
+    untouched = [n for n, p in initial.items() if torch.equal(p, trained[n])]
+    assert not untouched, untouched[:5]
 
 
 def test_a_diverging_supernet_fails_every_trial_with_the_reason_and_trains_once(
