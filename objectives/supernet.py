@@ -1,8 +1,8 @@
 """``supernet``: weight sharing — one supernet trained once, every architecture scored with its
 inherited weights.
 
-The space's supernet (``SearchSpace.build_supernet``; in the catalogue: ``nb201``, ``mobilenet``) holds the
-weights of every architecture; an architecture is a path through it. The supernet is trained
+The space's supernet (``SearchSpace.build_supernet``; in the catalogue: ``nb201``, ``darts``,
+``mobilenet``) holds the weights of every architecture; an architecture is a path through it. The supernet is trained
 once per study setting with single-path sampling, by one of:
 
 - ``spos``: Single Path One-Shot (Guo et al., ECCV 2020): each step trains one path drawn
@@ -206,7 +206,7 @@ class Supernet(Objective):
         if not space.has_supernet:
             raise ValueError(
                 f"space {space.name or '(unnamed)'} has no supernet; the supernet objective "
-                "needs one (in the catalogue: nb201, mobilenet)"
+                "needs one (in the catalogue: nb201, darts, mobilenet)"
             )
         if self.method == "fairnas":
             _check_fair(space)

@@ -509,6 +509,17 @@ def build(
     cells starting at ``init_channels`` channels (DARTS evaluates at 36 and 20)."""
     _check_options(init_channels, layers)
     normal, reduce = _cell_of(config, "normal"), _cell_of(config, "reduce")
+    stem, plan, c_last = _layout(input_shape, init_channels, layers)
+    cells = [Cell(reduce if reduction else normal, c_pp, c_p, c, reduction=reduction,
+                  reduction_prev=reduction_prev)
+             for c_pp, c_p, c, reduction, reduction_prev in plan]
+    return DartsNetwork(stem, cells, c_last, num_classes)
+
+
+def _layout(input_shape: tuple[int, ...], init_channels: int, layers: int
+            ) -> tuple[nn.Module, list[tuple[int, int, int, bool, bool]], int]:
+    """The stem; per cell (c_prev_prev, c_prev, c, reduction, reduction_prev); the last
+    cell's output channels."""
     c_in, h, w = input_shape
     c = init_channels
     stem: nn.Module
@@ -521,18 +532,93 @@ def build(
         c_prev_prev = c_prev = STEM_MULTIPLIER * c
         reduction_prev = False
     reductions = {layers // 3, 2 * layers // 3}
-    cells: list[Cell] = []
+    plan = []
     for i in range(layers):
         reduction = i in reductions
         if reduction:
             c *= 2
-        spec = reduce if reduction else normal
-        cells.append(
-            Cell(spec, c_prev_prev, c_prev, c, reduction=reduction, reduction_prev=reduction_prev)
-        )
+        plan.append((c_prev_prev, c_prev, c, reduction, reduction_prev))
         c_prev_prev, c_prev = c_prev, len(CONCAT) * c
         reduction_prev = reduction
-    return DartsNetwork(stem, cells, c_prev, num_classes)
+    return stem, plan, c_prev
+
+
+class SuperCell(nn.Module):
+    """Every operation on every one of the 14 edges (``edges[e][op]``, at the stride the edge
+    has in a reduction cell): one cell of an architecture is the path ``forward(s0, s1,
+    spec)`` takes, for the cell's (op, input) pairs."""
+
+    def __init__(self, c_prev_prev: int, c_prev: int, c: int, *, reduction: bool,
+                 reduction_prev: bool) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0: nn.Module = (
+            FactorizedReduce(c_prev_prev, c) if reduction_prev else ReLUConvBN(c_prev_prev, c)
+        )
+        self.preprocess1 = ReLUConvBN(c_prev, c)
+        self.edges = nn.ModuleList()
+        for node in NODES:
+            for source in range(node):
+                stride = 2 if reduction and source < 2 else 1
+                self.edges.append(nn.ModuleDict({op: OP_MODULES[op](c, stride) for op in OPS}))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, spec: CellSpec) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i, node in enumerate(NODES):
+            (op_a, a), (op_b, b) = spec[2 * i], spec[2 * i + 1]
+            states.append(self.edges[edge_index(node, a)][op_a](states[a])
+                          + self.edges[edge_index(node, b)][op_b](states[b]))
+        return torch.cat(states[2:], dim=1)
+
+
+class DartsSupernet(nn.Module):
+    """The weight-sharing supernet of the space (DARTS' one-shot model run one path at a time,
+    as SPOS / FairNAS train it): the evaluation network's skeleton with ``SuperCell``s, so
+    that ``supernet(x, config)`` computes exactly what ``build(config)`` computes with the
+    path's weights (``subnet`` makes that network)."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, init_channels: int,
+                 layers: int) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes = input_shape, num_classes
+        self.init_channels, self.layers = init_channels, layers
+        stem, plan, c_last = _layout(input_shape, init_channels, layers)
+        self.stem = stem
+        self.cells = nn.ModuleList(
+            SuperCell(c_pp, c_p, c, reduction=reduction, reduction_prev=reduction_prev)
+            for c_pp, c_p, c, reduction, reduction_prev in plan
+        )
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_last, num_classes)
+
+    def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        specs = {False: _cell_of(config, "normal"), True: _cell_of(config, "reduce")}
+        s0, s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, specs[cell.reduction])
+        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+
+    def subnet(self, config: Mapping[str, Any]) -> nn.Module:
+        """``build(config)`` with the supernet's weights and BN statistics of that path."""
+        net = build(config, input_shape=self.input_shape, num_classes=self.num_classes,
+                    init_channels=self.init_channels, layers=self.layers)
+        specs = {False: _cell_of(config, "normal"), True: _cell_of(config, "reduce")}
+        # The built cell's ops[k] is the k-th (op, input) pair: edge (node, input) of the path.
+        rename = {}
+        for i, cell in enumerate(self.cells):
+            for k, (op, source) in enumerate(specs[cell.reduction]):
+                edge = edge_index(NODES[k // 2], source)
+                rename[f"cells.{i}.edges.{edge}.{op}."] = f"cells.{i}.ops.{k}."
+        state = {}
+        for key, value in self.state_dict().items():
+            if ".edges." in key:
+                prefix = ".".join(key.split(".")[:5]) + "."
+                if prefix not in rename:
+                    continue
+                key = rename[prefix] + key[len(prefix):]
+            state[key] = value
+        net.load_state_dict(state)
+        return net
 
 
 # --------------------------------------------------------------------------- the space
@@ -579,4 +665,8 @@ def darts(*, init_channels: int = 16, layers: int = 8, width_mult: float = 1.0) 
             layers=layers,
         )
 
-    return SearchSpace(params, conditions, builder=builder, arch_key=genotype_str)
+    def supernet(*, input_shape: tuple[int, ...], num_classes: int) -> DartsSupernet:
+        return DartsSupernet(input_shape, num_classes, channels, layers)
+
+    return SearchSpace(params, conditions, builder=builder, arch_key=genotype_str,
+                       supernet=supernet)
