@@ -34,7 +34,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +90,23 @@ def _check_fair(space: SearchSpace) -> None:
 
 @dataclass
 class _Trained:
-    """A trained supernet in memory, the training batches its paths recalibrate BN on, and
-    what its training measured (or why it failed)."""
+    """A trained supernet in memory, its BN statistics as training left them (recalibrating a
+    path overwrites them), what its training measured (or why it failed), and the batches
+    paths recalibrate on (per objective setting)."""
 
     model: nn.Module | None
-    calibration: list[torch.Tensor]
+    bn_state: dict[str, torch.Tensor]
     info: dict[str, Any]
     error: str | None = None
+    calibration: dict[tuple[Any, ...], list[torch.Tensor]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: nn.Module, info: dict[str, Any]) -> _Trained:
+        norms = {name for name, m in model.named_modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        state = {k: v.clone() for k, v in model.state_dict().items()
+                 if k.rpartition(".")[0] in norms and not k.endswith(("weight", "bias"))}
+        return cls(model, state, info)
 
 
 _TRAINED: dict[str, _Trained] = {}
@@ -245,14 +255,13 @@ class Supernet(Objective):
         folder = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
         path = folder / f"{key}.pt"
         model, device, memory_format = self._build(space)
-        calibration = self._calibration_batches(device, memory_format)
         with _file_lock(folder / f"{key}.lock"):
             if path.exists():
                 try:
                     saved = torch.load(path, map_location=device, weights_only=True)
                     model.load_state_dict(saved["state"])
                     info = {**saved["info"], "file": str(path), "trained_here": False}
-                    return _Trained(model, calibration, info)
+                    return _Trained.of(model, info)
                 except Exception as e:  # a damaged file: trained again and replaced
                     bad = f"{type(e).__name__}: {e}"
             else:
@@ -260,13 +269,13 @@ class Supernet(Objective):
             try:
                 info = self._train(space, model, device, memory_format)
             except TrialFailure as e:
-                return _Trained(None, [], {}, error=f"supernet training failed: {e}")
+                return _Trained(None, {}, {}, error=f"supernet training failed: {e}")
             if bad:
                 info["replaced_damaged_file"] = bad
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             torch.save({"state": model.state_dict(), "info": info}, tmp)
             os.replace(tmp, path)
-        return _Trained(model, calibration, {**info, "file": str(path), "trained_here": True})
+        return _Trained.of(model, {**info, "file": str(path), "trained_here": True})
 
     def _calibration_batches(self, device: torch.device,
                              memory_format: torch.memory_format) -> list[torch.Tensor]:
@@ -346,8 +355,15 @@ class Supernet(Objective):
         def prepare(t: torch.Tensor) -> torch.Tensor:
             return t.to(device).contiguous(memory_format=memory_format)
 
+        setting = (self.seed, self.bn_batches, self.batch_size)
+        if setting not in trained.calibration:
+            trained.calibration[setting] = self._calibration_batches(device, memory_format)
+        batches = trained.calibration[setting]
         path = _Path(model, dict(config))
-        _recalibrate(path, trained.calibration)
+        if batches:
+            _recalibrate(path, batches)
+        else:  # the statistics training left, not those of the last path recalibrated
+            model.load_state_dict(trained.bn_state, strict=False)
         val_acc, val_loss = evaluate(path, prepare(splits.x_val), splits.y_val.to(device))
         test_acc, _ = evaluate(path, prepare(splits.x_test), splits.y_test.to(device))
         info = {k: v for k, v in trained.info.items() if k != "loss_curve"}
@@ -356,7 +372,7 @@ class Supernet(Objective):
         return Result((val_acc,), {
             "val_loss": val_loss,
             "test_accuracy": test_acc,
-            "supernet": {**info, "bn_batches": len(trained.calibration)},
+            "supernet": {**info, "bn_batches": len(batches)},
             "supernet_loss_curve": trained.info.get("loss_curve", []),
         })
 
@@ -376,9 +392,7 @@ class _Path(nn.Module):
 @torch.no_grad()
 def _recalibrate(path: _Path, batches: list[torch.Tensor]) -> None:
     """Recompute the BN statistics the path uses as plain averages over ``batches`` (SPOS's
-    recalibration); without batches, the statistics of the supernet's training stay."""
-    if not batches:
-        return
+    recalibration)."""
     norms = [m for m in path.supernet.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:

@@ -90,6 +90,24 @@ def test_trained_once_then_every_architecture_scores_from_it(space, tmp_path, me
     assert other(configs[0], space=space, ctx=Context()).user_attrs["supernet"]["trained_here"]
 
 
+def test_without_recalibration_a_path_uses_the_statistics_training_left(space, tmp_path):
+    """bn_batches = 0 scores with the BN statistics of the supernet's training, also after
+    other paths were recalibrated in the same process (the same supernet, one file)."""
+    config, other = space.sample(seed=1), space.sample(seed=2)
+    plain = objectives.get("supernet", epochs=2, bn_batches=0, cache_dir=str(tmp_path))
+    fresh = plain(config, space=space, ctx=Context())
+    assert fresh.user_attrs["supernet"]["bn_batches"] == 0
+    recalibrating = objectives.get("supernet", epochs=2, cache_dir=str(tmp_path))
+    assert recalibrating.key(space) == plain.key(space)
+    recalibrated = recalibrating(config, space=space, ctx=Context())
+    recalibrating(other, space=space, ctx=Context())
+    assert recalibrated.user_attrs["supernet"]["bn_batches"] == 4
+    assert recalibrated.values != fresh.values
+    assert plain(config, space=space, ctx=Context()).values == fresh.values
+    sn._TRAINED.clear()
+    assert plain(config, space=space, ctx=Context()).values == fresh.values
+
+
 def test_a_damaged_cache_file_is_trained_again(space, tmp_path):
     objective = objectives.get("supernet", epochs=1, cache_dir=str(tmp_path))
     (tmp_path / f"{objective.key(space)}.pt").write_bytes(b"not a checkpoint")
