@@ -2,7 +2,7 @@
 inherited weights.
 
 The space's supernet (``SearchSpace.build_supernet``; in the catalogue: ``nb201``, ``darts``,
-``mobilenet``) holds the weights of every architecture; an architecture is a path through it. The supernet is trained
+``mobilenet``, ``resnet_blocks``) holds the weights of every architecture; an architecture is a path through it. The supernet is trained
 once per study setting with single-path sampling, by one of:
 
 - ``spos``: Single Path One-Shot (Guo et al., ECCV 2020): each step trains one path drawn
@@ -216,7 +216,7 @@ class Supernet(Objective):
         if not space.has_supernet:
             raise ValueError(
                 f"space {space.name or '(unnamed)'} has no supernet; the supernet objective "
-                "needs one (in the catalogue: nb201, darts, mobilenet)"
+                "needs one (in the catalogue: nb201, darts, mobilenet, resnet_blocks)"
             )
         if self.method == "fairnas":
             _check_fair(space)

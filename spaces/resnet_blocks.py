@@ -61,14 +61,9 @@ class ResNetBlocks(nn.Module):
         return self.head(torch.flatten(self.pool(x), 1))
 
 
-def build(
-    config: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    base_width: int = 16,
-) -> nn.Module:
-    """The network of ``config`` for inputs of shape ``(C, H, W)``."""
+def _layout(input_shape: tuple[int, ...], base_width: int
+            ) -> tuple[nn.Module, list[tuple[int, int, int]]]:
+    """The stem and, per block, (c_in, c_out, stride)."""
     c_in, h, w = input_shape
     size = min(h, w)
     if size >= 128:
@@ -84,7 +79,7 @@ def build(
             nn.Conv2d(c_in, base_width, 3, 1, 1, bias=False), nn.BatchNorm2d(base_width),
             nn.ReLU(inplace=True),
         )
-    blocks: list[nn.Module] = []
+    plan = []
     c_prev = base_width
     for i in range(N_BLOCKS):
         stage = i // BLOCKS_PER_STAGE
@@ -92,11 +87,78 @@ def build(
         first_of_stage = i % BLOCKS_PER_STAGE == 0
         stride = 2 if first_of_stage and stage > 0 and size >= 2 else 1
         size = (size + stride - 1) // stride
-        kernel = int(config[f"b{i + 1}_kernel"])
-        c_mid = max(1, int(round(float(config[f"b{i + 1}_width"]) * c_out)))
-        blocks.append(BasicBlock(c_prev, c_mid, c_out, kernel, stride))
+        plan.append((c_prev, c_out, stride))
         c_prev = c_out
-    return ResNetBlocks(stem, blocks, c_prev, num_classes)
+    return stem, plan
+
+
+def _mid(width: Any, c_out: int) -> int:
+    return max(1, int(round(float(width) * c_out)))
+
+
+def build(
+    config: Mapping[str, Any],
+    *,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    base_width: int = 16,
+) -> nn.Module:
+    """The network of ``config`` for inputs of shape ``(C, H, W)``."""
+    stem, plan = _layout(input_shape, base_width)
+    blocks: list[nn.Module] = []
+    for i, (c_in, c_out, stride) in enumerate(plan, start=1):
+        kernel = int(config[f"b{i}_kernel"])
+        blocks.append(BasicBlock(c_in, _mid(config[f"b{i}_width"], c_out), c_out, kernel,
+                                 stride))
+    return ResNetBlocks(stem, blocks, plan[-1][1], num_classes)
+
+
+def choice_name(kernel: Any, width: Any) -> str:
+    """The module name of a choice block: ``k3w0_5`` (a module name cannot hold a dot)."""
+    return f"k{int(kernel)}w{float(width):g}".replace(".", "_")
+
+
+class ResNetBlocksSupernet(nn.Module):
+    """The weight-sharing supernet of the space (SPOS-style choice blocks): each of the 8
+    positions holds one basic block per kernel × width. ``supernet(x, config)`` runs each
+    position's chosen block: exactly what ``build(config)`` computes with those weights
+    (``subnet`` makes that network)."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, base_width: int
+                 ) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes, self.base_width = input_shape, num_classes, base_width
+        self.stem, plan = _layout(input_shape, base_width)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({choice_name(k, wd): BasicBlock(c_in, _mid(wd, c_out), c_out, k, stride)
+                           for k in KERNELS for wd in WIDTHS})
+            for c_in, c_out, stride in plan
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(plan[-1][1], num_classes)
+
+    def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        x = self.stem(x)
+        for i, position in enumerate(self.blocks, start=1):
+            x = position[choice_name(config[f"b{i}_kernel"], config[f"b{i}_width"])](x)
+        return self.head(torch.flatten(self.pool(x), 1))
+
+    def subnet(self, config: Mapping[str, Any]) -> nn.Module:
+        """``build(config)`` with the supernet's weights and BN statistics of that path."""
+        net = build(config, input_shape=self.input_shape, num_classes=self.num_classes,
+                    base_width=self.base_width)
+        state = {}
+        for key, value in self.state_dict().items():
+            parts = key.split(".")
+            if parts[0] == "blocks":
+                # blocks.I.CHOICE.rest -> blocks.I.rest, for the chosen block
+                i = int(parts[1]) + 1
+                if parts[2] != choice_name(config[f"b{i}_kernel"], config[f"b{i}_width"]):
+                    continue
+                key = ".".join(parts[:2] + parts[3:])
+            state[key] = value
+        net.load_state_dict(state)
+        return net
 
 
 def arch_str(config: Mapping[str, Any]) -> str:
@@ -125,4 +187,7 @@ def resnet_blocks(*, base_width: int = 16, width_mult: float = 1.0) -> SearchSpa
         return build(config, input_shape=input_shape, num_classes=num_classes,
                      base_width=base_width)
 
-    return SearchSpace(params, builder=builder, arch_key=arch_str)
+    def supernet(*, input_shape: tuple[int, ...], num_classes: int) -> ResNetBlocksSupernet:
+        return ResNetBlocksSupernet(input_shape, num_classes, base_width)
+
+    return SearchSpace(params, builder=builder, arch_key=arch_str, supernet=supernet)

@@ -28,6 +28,7 @@ def fresh_process_memory():
 
 @pytest.mark.parametrize("name, options", [("nb201", {"C": 4, "N": 1}),
                                            ("darts", {"init_channels": 4, "layers": 5}),
+                                           ("resnet_blocks", {"base_width": 4}),
                                            ("mobilenet", {"max_depth": 3, "width_mult": 0.25})])
 def test_a_path_of_the_supernet_is_the_built_network_with_its_weights(name, options):
     space = spaces.get(name, **options)
@@ -122,12 +123,12 @@ def test_a_damaged_cache_file_is_trained_again(space, tmp_path):
 def test_what_cannot_have_a_supernet_is_refused_before_the_study_and_fails_a_direct_call(
         tmp_path):
     objective = objectives.get("supernet", epochs=1, cache_dir=str(tmp_path))
-    resnet = spaces.get("resnet_blocks", base_width=4)
-    with pytest.raises(TrialFailure, match="space resnet_blocks has no supernet"):
-        objective(resnet.default(), space=resnet, ctx=Context())
-    with pytest.raises(nas_hpo.SpecError, match=r"\[objective\]: space resnet_blocks has no "
+    chain = spaces.get("chain")
+    with pytest.raises(TrialFailure, match="space chain has no supernet"):
+        objective(chain.default(), space=chain, ctx=Context())
+    with pytest.raises(nas_hpo.SpecError, match=r"\[objective\]: space chain has no "
                        "supernet; the supernet objective needs one"):
-        nas_hpo.run(space="resnet_blocks", objective="supernet", n_trials=1, storage=":memory:")
+        nas_hpo.run(space="chain", objective="supernet", n_trials=1, storage=":memory:")
     conditional = SearchSpace(
         [Categorical("depth", [1, 2]), Categorical("op", ["a", "b"])],
         {"op": nas_hpo.Equals("depth", 2)},
