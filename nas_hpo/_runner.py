@@ -537,9 +537,20 @@ def _versions() -> dict[str, str]:
 
 
 def describer(plan: Plan) -> Callable[[optuna.trial.FrozenTrial], dict[str, Any]]:
-    """What ``recover_stale`` gives a trial whose process died before writing it."""
-    return lambda t: {"seed": trial_seed(plan.spec.seed, t.number),
-                      "arch": plan.space.arch_key(t.params)}
+    """What ``recover_stale`` gives a trial whose process died before writing it: its seed,
+    and its architecture where its parameters were drawn (a process can die, or be
+    interrupted, between the trial's creation and its first parameter)."""
+
+    def describe(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        known: dict[str, Any] = {"seed": trial_seed(plan.spec.seed, t.number)}
+        try:
+            plan.space.validate(t.params)
+            known["arch"] = plan.space.arch_key(t.params)
+        except Exception:  # no or partial parameters: no architecture yet
+            pass
+        return known
+
+    return describe
 
 
 def _total(study: optuna.Study) -> int:

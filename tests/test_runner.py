@@ -196,6 +196,8 @@ def test_ctrl_c_outside_the_trial_function_still_fails_the_trial(storage, monkey
     if where == "tell":  # what the trial function recorded is kept
         assert failed.user_attrs["arch"] == depth_space().arch_key(failed.params)
         assert failed.user_attrs["note"] == failed.params["depth"]
+    else:  # interrupted before its first parameter: no architecture to name
+        assert not failed.params and "arch" not in failed.user_attrs
     monkeypatch.undo()
     again = nas_hpo.run(space=depth_space(), objective=score, strategy="random", n_trials=4,
                         storage=storage, study_name="intr", seed=3)
