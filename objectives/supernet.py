@@ -204,8 +204,10 @@ class Supernet(Objective):
             "space_options": getattr(space, "build_options", {}),
             "params": [repr(p) for p in space.params.values()],
             "input": [list(splits.input_shape), splits.num_classes],
+            # data_dir stays: an image folder is its data (a CIFAR copy elsewhere only
+            # costs a second training).
             "train": {k: v for k, v in asdict(self).items()
-                      if k not in ("bn_batches", "cache_dir", "data_dir", "download")},
+                      if k not in ("bn_batches", "cache_dir", "download")},
             "device": _device(self.device).type,
             "torch": torch.__version__,
         }
