@@ -50,12 +50,13 @@ def _spaces(args: argparse.Namespace) -> int:
     for name in spaces.names():
         space = spaces.get(name)
         size = space.size()
-        rows.append((name, "infinite" if math.isinf(size) else f"{size:,}", len(space)))
+        rows.append((name, "infinite" if math.isinf(size) else f"{size:,}", len(space),
+                     "yes" if space.has_supernet else "-"))
     width = max(len(r[0]) for r in rows)
     size_width = max(len("architectures"), *(len(r[1]) for r in rows))
-    print(f"{'space':<{width}}  {'architectures':>{size_width}}  parameters")
-    for name, size, n in rows:
-        print(f"{name:<{width}}  {size:>{size_width}}  {n:>10}")
+    print(f"{'space':<{width}}  {'architectures':>{size_width}}  parameters  supernet")
+    for name, size, n, supernet in rows:
+        print(f"{name:<{width}}  {size:>{size_width}}  {n:>10}  {supernet:>8}")
     return 0
 
 

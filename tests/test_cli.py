@@ -25,7 +25,8 @@ def test_spaces_lists_registered_spaces_with_exact_sizes(capsys):
     assert main(["spaces"]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith("resnet_blocks"))
-    assert "43,046,721" in line  # 9^8
+    assert "43,046,721" in line and line.endswith(" yes")  # 9^8, and it has a supernet
+    assert next(ln for ln in out.splitlines() if ln.startswith("chain")).endswith(" -")
 
 
 def test_run_prints_best_architecture_table_and_dashboard_hint(tmp_path, capsys):
