@@ -204,7 +204,33 @@ def median(
     return Strategy("median", _base_sampler(setting, sampler, "median"), pruner)
 
 
-_PRUNERS = ("hyperband", "asha", "median")
+@register("lce")
+def lce(
+    setting: Setting,
+    *,
+    sampler: str = "tpe",
+    target_step: int | None = None,
+    n_startup_trials: int = 5,
+    min_steps: int = 5,
+    margin: float = 0.0,
+    interval_steps: int = 1,
+) -> Strategy:
+    """Learning-curve extrapolation (Domhan et al. 2015; ``_extrapolation``): stop a trial
+    whose curve, extrapolated to the last step, ends below the best finished trial."""
+    from nas_hpo.strategies._extrapolation import ExtrapolationPruner
+
+    if setting.directions != ("maximize",):
+        raise ValueError(
+            "lce extrapolates rising accuracy-like curves of one maximized objective; the "
+            f"study's directions are {list(setting.directions)}"
+        )
+    pruner = ExtrapolationPruner(target_step=target_step, n_startup_trials=n_startup_trials,
+                                 min_steps=min_steps, margin=margin,
+                                 interval_steps=interval_steps)
+    return Strategy("lce", _base_sampler(setting, sampler, "lce"), pruner)
+
+
+_PRUNERS = ("hyperband", "asha", "median", "lce")
 
 
 def _nsga_strategy(setting: Setting, which: str, population_size: int, mutation_prob: float,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
 import nas_hpo
 from nas_hpo import Categorical, GreaterThan, Integer, SearchSpace, SpecError, strategies
 from nas_hpo.strategies._evolution import parent_of
+from nas_hpo.strategies._extrapolation import ExtrapolationPruner
 
 NAMES = strategies.names()
 
@@ -316,3 +319,42 @@ def test_tpe_and_evolution_beat_random_search_given_80_trials(name):
     ours = statistics.median(best(name, s) for s in range(5))
     random_search = statistics.median(best("random", s) for s in range(5))
     assert ours >= random_search + 0.5, (ours, random_search)
+
+
+def saturating(config: dict, ctx) -> float:
+    """An accuracy-like curve over 12 epochs rising to score / 8 (at most 1)."""
+    final = score(config) / 8
+    value = 0.0
+    for step in range(1, 13):
+        value = final * (1 - math.exp(-0.35 * step))
+        ctx.report(value, step)
+    return value
+
+
+def test_lce_prunes_only_trials_whose_curve_ends_below_the_best(storage):
+    """On curves the families fit, a pruned trial's true final value is below the best value
+    finished when it was pruned; some trials are pruned, after at least min_steps points."""
+    study = nas_hpo.run({"strategy": {"name": "lce", "sampler": "random", "margin": 0.01}},
+                        space=space(), objective=saturating, storage=storage,
+                        study_name="lce", n_trials=30, seed=1)
+    assert isinstance(study.pruner, ExtrapolationPruner)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned
+    for t in pruned:
+        assert len(t.intermediate_values) >= 5
+        best_then = max(u.value for u in study.trials
+                        if u.state == optuna.trial.TrialState.COMPLETE
+                        and u.datetime_complete < t.datetime_complete)
+        true_final = score(t.params) / 8 * (1 - math.exp(-0.35 * 12))
+        assert true_final < best_then
+        assert t.user_attrs["lce_predicted"] + 0.01 < best_then
+
+
+def test_lce_needs_one_maximized_objective_and_sane_options(storage):
+    with pytest.raises(SpecError, match="lce extrapolates rising accuracy-like curves"):
+        nas_hpo.run({"strategy": {"name": "lce"}, "study": {"directions": ["minimize"]}},
+                    space=space(), objective=score, storage=storage, study_name="x",
+                    n_trials=1)
+    with pytest.raises(SpecError, match="min_steps must be >= 5"):
+        nas_hpo.run({"strategy": {"name": "lce", "min_steps": 3}}, space=space(),
+                    objective=score, storage=storage, study_name="x", n_trials=1)
