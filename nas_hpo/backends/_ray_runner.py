@@ -262,6 +262,15 @@ def _scheduler(plan: Plan) -> Any:
 
     name = plan.spec.scheduler
     pruner = plan.strategy.pruner
+    from nas_hpo.strategies._extrapolation import ExtrapolationPruner
+
+    if name is None and isinstance(pruner, ExtrapolationPruner):
+        # Ray has no scheduler of that rule; running without one would silently not prune.
+        raise SpecError(
+            f"{plan.spec.where('strategy', 'name')}: lce prunes on the optuna backend only (Ray "
+            "has no learning-curve scheduler); use the optuna backend, or name a Ray scheduler "
+            "in [backend] scheduler"
+        )
     if name is None:
         name = {
             optuna.pruners.SuccessiveHalvingPruner: "asha",
@@ -363,6 +372,7 @@ def run_ray(plan: Plan) -> optuna.Study:
     if plan.strategy.constraints:
         raise SpecError(f"{spec.where('strategy')}: constraints are not supported on the ray "
                         "backend yet; run this strategy on the optuna backend")
+    _scheduler(plan)  # a study Ray cannot early-stop as asked is refused before it starts
     study = open_study(plan)
     path = experiment_path(spec)
     # A sweep that was interrupted (its driver stopped before fit() returned) is restored.

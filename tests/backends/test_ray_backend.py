@@ -84,6 +84,12 @@ def test_unreachable_cluster_and_impossible_resources_are_clear_errors(tmp_path)
         nas_hpo.run({"backend": {"name": "ray", "resources_per_trial": {"cpu": 1, "gpu": 1}}},
                     space="resnet_blocks", objective=TOY + "kernel_sum", n_trials=1,
                     storage=storage)
+    # lce has no Ray scheduler: refused before the study exists, rather than not pruning.
+    with pytest.raises(nas_hpo.SpecError, match=r"\[strategy\] name: lce prunes on the "
+                       "optuna backend only"):
+        nas_hpo.run(space="resnet_blocks", objective=TOY + "kernel_sum", n_trials=1,
+                    storage=storage, backend="ray", strategy="lce", study_name="lce")
+    assert "lce" not in optuna.get_all_study_names(storage)
     assert not ray.is_initialized()
 
 
