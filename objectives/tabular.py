@@ -69,10 +69,15 @@ def _read(path: str, mtime: float, key: str, metrics: tuple[str, ...], fidelity:
     if frame.empty:
         raise ValueError(f"{path} has no rows")
     rows: dict[str, dict[Any, tuple[list[list[float]], list[float], dict[str, Any]]]] = {}
+    for column in (*metrics, *([cost] if cost else [])):
+        try:
+            frame[column] = frame[column].astype(float)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: column {column!r} is not numeric ({e})") from None
     keys = frame[key].astype(str).tolist()
-    values = frame[list(metrics)].astype(float).to_numpy().tolist()
+    values = frame[list(metrics)].to_numpy().tolist()
     levels = frame[fidelity].tolist() if fidelity else [None] * len(frame)
-    costs = frame[cost].astype(float).tolist() if cost else [math.nan] * len(frame)
+    costs = frame[cost].tolist() if cost else [math.nan] * len(frame)
     extra = frame[list(attrs)].to_dict("records") if attrs else [{}] * len(frame)
     for arch, vals, level, c, a in zip(keys, values, levels, costs, extra, strict=True):
         if hasattr(level, "item"):

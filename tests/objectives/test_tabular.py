@@ -138,6 +138,10 @@ def test_a_wrong_table_is_an_error_before_the_study(files, tmp_path):
     with pytest.raises(nas_hpo.SpecError, match="cannot read .*bad.csv as csv"):
         nas_hpo.run({"objective": {"name": "tabular", "path": str(tmp_path / "bad.csv")}},
                     space="nb201", n_trials=1, storage=":memory:")
+    (tmp_path / "text.csv").write_text("arch,accuracy\na,high\n")
+    with pytest.raises(nas_hpo.SpecError, match="text.csv: column 'accuracy' is not numeric"):
+        nas_hpo.run({"objective": {"name": "tabular", "path": str(tmp_path / "text.csv")}},
+                    space="nb201", n_trials=1, storage=":memory:")
     with pytest.raises(nas_hpo.SpecError, match="path: the table's file is required"):
         nas_hpo.run({"objective": {"name": "tabular"}}, space="nb201", n_trials=1,
                     storage=":memory:")
