@@ -1,9 +1,9 @@
 """``supernet``: weight sharing — one supernet trained once, every architecture scored with its
 inherited weights.
 
-The space's supernet (``SearchSpace.build_supernet``; in the catalogue: ``nb201``, ``darts``,
-``mobilenet``, ``resnet_blocks``) holds the weights of every architecture; an architecture is a path through it. The supernet is trained
-once per study setting with single-path sampling, by one of:
+The space's supernet (``SearchSpace.build_supernet``; in the catalogue: every space but
+``chain``) holds the weights of every architecture; an architecture is a path through it. The
+supernet is trained once per study setting with single-path sampling, by one of:
 
 - ``spos``: Single Path One-Shot (Guo et al., ECCV 2020): each step trains one path drawn
   uniformly (``SearchSpace.sample``);
@@ -218,7 +218,7 @@ class Supernet(Objective):
         if not space.has_supernet:
             raise ValueError(
                 f"space {space.name or '(unnamed)'} has no supernet; the supernet objective "
-                "needs one (in the catalogue: nb201, darts, mobilenet, resnet_blocks)"
+                "needs one (in the catalogue: every space but chain)"
             )
         if self.method == "fairnas":
             _check_fair(space)

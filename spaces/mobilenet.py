@@ -123,7 +123,8 @@ def _stem_geometry(input_shape: tuple[int, ...], width_mult: float) -> tuple[int
     """The stem's stride, and the channels and map size after the first block."""
     _, h, w = input_shape
     stride = 2 if min(h, w) >= LARGE_INPUT else 1
-    return stride, make_divisible(FIRST_BLOCK_CHANNELS * width_mult), -(-h // stride), -(-w // stride)
+    c = make_divisible(FIRST_BLOCK_CHANNELS * width_mult)
+    return stride, c, -(-h // stride), -(-w // stride)
 
 
 def _stem(input_shape: tuple[int, ...], width_mult: float) -> tuple[nn.Module, int]:

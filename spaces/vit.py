@@ -166,6 +166,103 @@ def build(
     return VisionTransformer(c, grid, patch, dim, blocks, num_classes)
 
 
+def _lead(t: torch.Tensor, *sizes: int) -> torch.Tensor:
+    """The leading ``sizes`` of each dimension of ``t`` (AutoFormer's weight entanglement: a
+    smaller layer is the top-left corner of the largest)."""
+    return t[tuple(slice(0, n) for n in sizes)]
+
+
+class VitSupernet(nn.Module):
+    """The weight-sharing supernet of the space, with AutoFormer's weight entanglement (Chen et
+    al., ICCV 2021): one set of weights at the largest sizes (embedding dimension, heads ×
+    head dimension, MLP ratio, depth), and an architecture uses the leading slice of each; the
+    patch embedding and position embeddings are one per patch size (they differ in shape and
+    in the number of tokens). ``supernet(x, config)`` computes exactly what ``build(config)``
+    computes with those slices (``subnet`` makes that network)."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width_mult: float,
+                 max_depth: int) -> None:
+        super().__init__()
+        self.input_shape, self.num_classes = input_shape, num_classes
+        self.width_mult, self.max_depth = width_mult, max_depth
+        c, h, w = input_shape
+        dim = _scaled(max(EMBED_DIMS), width_mult)
+        self.patch_embeds = nn.ModuleDict()
+        self.pos_embeds = nn.ParameterDict()
+        for p in PATCH_SIZES:
+            patch = effective_patch(p, input_shape)
+            grid = (-(-h // patch), -(-w // patch))
+            self.patch_embeds[str(p)] = nn.Conv2d(c, dim, patch, patch)
+            pos = nn.Parameter(torch.zeros(1, grid[0] * grid[1] + 1, dim))
+            nn.init.trunc_normal_(pos, std=0.02)
+            self.pos_embeds[str(p)] = pos
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.blocks = nn.ModuleList(
+            Block(dim, max(HEADS), _scaled(max(HEAD_DIMS), width_mult), max(MLP_RATIOS))
+            for _ in range(max_depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        p = int(config["patch_size"])
+        patch = effective_patch(p, self.input_shape)
+        dim = _scaled(int(config["embed_dim"]), self.width_mult)
+        embed = self.patch_embeds[str(p)]
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % patch, 0, -h % patch))
+        x = F.conv2d(x, _lead(embed.weight, dim), _lead(embed.bias, dim), stride=patch)
+        x = x.flatten(2).transpose(1, 2)
+        cls = _lead(self.cls_token, 1, 1, dim).expand(x.shape[0], -1, -1)
+        pos = self.pos_embeds[str(p)]
+        x = torch.cat([cls, x], dim=1) + _lead(pos, 1, pos.shape[1], dim)
+        for i in range(1, int(config["depth"]) + 1):
+            x = self._block(self.blocks[i - 1], x, dim, int(config[f"layer{i}_heads"]),
+                            _scaled(int(config[f"layer{i}_head_dim"]), self.width_mult),
+                            int(config[f"layer{i}_mlp_ratio"]))
+        x = F.layer_norm(x, (dim,), _lead(self.norm.weight, dim), _lead(self.norm.bias, dim),
+                         self.norm.eps)
+        return F.linear(x[:, 0], _lead(self.head.weight, self.num_classes, dim), self.head.bias)
+
+    @staticmethod
+    def _block(block: Block, x: torch.Tensor, dim: int, heads: int, head_dim: int,
+               ratio: int) -> torch.Tensor:
+        def norm(m: nn.LayerNorm, t: torch.Tensor) -> torch.Tensor:
+            return F.layer_norm(t, (dim,), _lead(m.weight, dim), _lead(m.bias, dim), m.eps)
+
+        def linear(m: nn.Linear, t: torch.Tensor, out: int, inp: int) -> torch.Tensor:
+            return F.linear(t, _lead(m.weight, out, inp), _lead(m.bias, out))
+
+        inner = heads * head_dim
+        b, n, _ = x.shape
+        y = norm(block.norm1, x)
+        q, k, v = (linear(m, y, inner, dim).view(b, n, heads, head_dim).transpose(1, 2)
+                   for m in (block.attn.q, block.attn.k, block.attn.v))
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, inner)
+        x = x + linear(block.attn.proj, out, dim, inner)
+        hidden = dim * ratio
+        y = F.gelu(linear(block.mlp[0], norm(block.norm2, x), hidden, dim))
+        return x + linear(block.mlp[2], y, dim, hidden)
+
+    def subnet(self, config: Mapping[str, Any]) -> nn.Module:
+        """``build(config)`` with the supernet's slices of its weights."""
+        net = build(config, input_shape=self.input_shape, num_classes=self.num_classes,
+                    width_mult=self.width_mult)
+        mine = self.state_dict()
+        p = str(int(config["patch_size"]))
+        state = {}
+        for key, target in net.state_dict().items():
+            source = key
+            if key.startswith("patch_embed."):
+                source = f"patch_embeds.{p}." + key[len("patch_embed."):]
+            elif key == "pos_embed":
+                source = f"pos_embeds.{p}"
+            state[key] = _lead(mine[source], *target.shape)
+        net.load_state_dict(state)
+        return net
+
+
 def arch_str(config: Mapping[str, Any]) -> str:
     """A short readable name: ``p4-d128|h2x32r4|h4x16r3`` (patch, embedding dimension, then per
     block heads × head dimension and MLP ratio)."""
@@ -213,4 +310,8 @@ def vit(*, max_depth: int = 8, width_mult: float = 1.0) -> SearchSpace:
             config, input_shape=input_shape, num_classes=num_classes, width_mult=width_mult
         )
 
-    return SearchSpace(params, conditions, builder=builder, arch_key=arch_str)
+    def supernet(*, input_shape: tuple[int, ...], num_classes: int) -> VitSupernet:
+        return VitSupernet(input_shape, num_classes, width_mult, max_depth)
+
+    return SearchSpace(params, conditions, builder=builder, arch_key=arch_str,
+                       supernet=supernet)

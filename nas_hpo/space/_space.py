@@ -574,7 +574,8 @@ class SearchSpace:
         ``supernet`` objective trains it with single-path sampling)."""
         if self._supernet is None:
             raise TypeError(
-                f"space {self.name or '(unnamed)'} has no supernet (in the catalogue: nb201, darts, mobilenet, resnet_blocks)"
+                f"space {self.name or '(unnamed)'} has no supernet (in the catalogue: every "
+                "space but chain)"
             )
         return self._supernet(input_shape=tuple(input_shape), num_classes=num_classes)
 

@@ -29,6 +29,7 @@ def fresh_process_memory():
 @pytest.mark.parametrize("name, options", [("nb201", {"C": 4, "N": 1}),
                                            ("darts", {"init_channels": 4, "layers": 5}),
                                            ("resnet_blocks", {"base_width": 4}),
+                                           ("vit", {"max_depth": 3, "width_mult": 0.5}),
                                            ("mobilenet", {"max_depth": 3, "width_mult": 0.25})])
 def test_a_path_of_the_supernet_is_the_built_network_with_its_weights(name, options):
     space = spaces.get(name, **options)

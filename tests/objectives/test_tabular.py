@@ -68,7 +68,8 @@ def test_a_row_is_looked_up_by_the_official_string_and_repeats_are_averaged(file
     low = objective(config, space=space, ctx=Context(fidelity={"epoch": 20.5}))
     assert low.values[0] == pytest.approx(_accuracy(config, 12, 0))
     assert low.user_attrs["fidelity"] == {"epoch": 12} and low.user_attrs["table_rows"] == 1
-    with pytest.raises(TrialFailure, match=r"has no row at epoch <= 2 .* \(it has \[4, 12, 200\]\)"):
+    with pytest.raises(TrialFailure,
+                       match=r"has no row at epoch <= 2 .* \(it has \[4, 12, 200\]\)"):
         objective(config, space=space, ctx=Context(fidelity={"epoch": 2}))
 
 
