@@ -396,6 +396,8 @@ def _recalibrate(path: _Path, batches: list[torch.Tensor]) -> None:
     """Recompute the BN statistics the path uses as plain averages over ``batches`` (SPOS's
     recalibration)."""
     norms = [m for m in path.supernet.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:  # e.g. a transformer's LayerNorms keep no statistics
+        return
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
