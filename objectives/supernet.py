@@ -47,6 +47,8 @@ from nas_hpo._objective import Context, Objective, Result, TrialFailure
 from nas_hpo.objectives import register
 from nas_hpo.objectives.train import (
     AUGMENT,
+    OPTIMIZERS,
+    SCHEDULES,
     _device,
     avg_pools_as_convs,
     avoid_strided_pointwise_convs,
@@ -307,11 +309,9 @@ class Supernet(Objective):
         # BatchNorm cannot train on one sample once a map is 1×1: a short last batch is dropped.
         steps = sum(1 for i in range(0, len(x), self.batch_size)
                     if min(self.batch_size, len(x) - i) >= 2)
-        opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
-                              nesterov=self.momentum > 0, weight_decay=self.weight_decay,
-                              **({"fused": True} if device.type == "cuda"
-                                 else {"foreach": True}))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs * steps)
+        # train's SGD + Nesterov and cosine schedule, read from these same option names.
+        opt = OPTIMIZERS["sgd"](model.parameters(), self, device.type == "cuda")
+        sched = SCHEDULES["cosine"](opt, self, self.epochs * steps)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
         losses: list[float] = []
         paths = 0
