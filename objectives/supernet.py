@@ -52,6 +52,7 @@ from nas_hpo.objectives.train import (
     _device,
     avg_pools_as_convs,
     avoid_strided_pointwise_convs,
+    check_training_options,
     evaluate,
 )
 from nas_hpo.space import Categorical, SearchSpace
@@ -160,29 +161,9 @@ class Supernet(Objective):
     directions = ("maximize",)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method: unknown {self.method!r}; known: {', '.join(METHODS)}")
-        if self.dataset not in data.names():
-            raise ValueError(f"dataset: unknown {self.dataset!r}; known: "
-                             f"{', '.join(sorted(data.names()))}")
-        if self.augment not in ("auto", *AUGMENT):
-            raise ValueError(f"augment: unknown {self.augment!r}; known: auto, "
-                             + ", ".join(AUGMENT))
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_training_options(self, {"method": (self.method, list(METHODS))})
         if self.bn_batches < 0:
             raise ValueError(f"bn_batches must be >= 0, got {self.bn_batches}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        try:
-            dev = _device(self.device)
-        except RuntimeError as e:
-            raise ValueError(f"device: {e}") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device: {self.device!r} asked for, but CUDA is not available")
 
     @property
     def cost_device(self) -> str:  # type: ignore[override]

@@ -325,6 +325,34 @@ def _subset(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     return torch.from_numpy(np.sort(keep))
 
 
+def check_training_options(o: Any, known: Mapping[str, tuple[Any, list[str]]]) -> None:
+    """The checks every training objective's options share (``o``: its settings, with
+    ``dataset``, ``augment``, ``epochs``, ``batch_size``, ``lr``, ``label_smoothing``,
+    ``device``), plus ``known``: more names with their allowed values."""
+    names = {
+        "dataset": (o.dataset, data.names()),
+        "augment": (o.augment, ["auto", *AUGMENT]),
+        **known,
+    }
+    for key, (value, allowed) in names.items():
+        if value not in allowed:
+            raise ValueError(f"{key}: unknown {value!r}; known: {', '.join(sorted(allowed))}")
+    for name in ("epochs", "batch_size"):
+        if getattr(o, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(o, name)}")
+    if not o.lr > 0:
+        raise ValueError(f"lr must be > 0, got {o.lr}")
+    if not 0 <= o.label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {o.label_smoothing}")
+    if o.device != "auto":
+        try:
+            dev = torch.device(o.device)
+        except RuntimeError as e:
+            raise ValueError(f"device: {e}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device: {o.device!r} asked for, but CUDA is not available")
+
+
 @register("train")
 @dataclass(frozen=True)
 class Train(Objective):
@@ -359,36 +387,17 @@ class Train(Objective):
     fidelities = FIDELITIES
 
     def __post_init__(self) -> None:
-        known = {
-            "dataset": (self.dataset, data.names()),
+        check_training_options(self, {
             "optimizer": (self.optimizer, list(OPTIMIZERS)),
             "schedule": (self.schedule, list(SCHEDULES)),
-            "augment": (self.augment, ["auto", *AUGMENT]),
             "precision": (self.precision, list(PRECISIONS)),
-        }
-        for key, (value, allowed) in known.items():
-            if value not in allowed:
-                raise ValueError(f"{key}: unknown {value!r}; known: {', '.join(sorted(allowed))}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        })
         if not 0 < self.data_fraction <= 1:
             raise ValueError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
         if self.resolution is not None and self.resolution < 1:
             raise ValueError(f"resolution must be >= 1, got {self.resolution}")
         if not self.width_mult > 0:
             raise ValueError(f"width_mult must be > 0, got {self.width_mult}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.device != "auto":
-            try:
-                dev = torch.device(self.device)
-            except RuntimeError as e:
-                raise ValueError(f"device: {e}") from None
-            if dev.type == "cuda" and not torch.cuda.is_available():
-                raise ValueError(f"device: {self.device!r} asked for, but CUDA is not available")
 
     # ------------------------------------------------------------------ settings
 

@@ -178,7 +178,7 @@ def test_a_diverging_supernet_fails_every_trial_with_the_reason_and_trains_once(
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"method": "darts"}, "method: unknown 'darts'; known: spos, fairnas"),
+    ({"method": "darts"}, "method: unknown 'darts'; known: fairnas, spos"),
     ({"epochs": 0}, "epochs must be >= 1"),
     ({"bn_batches": -1}, "bn_batches must be >= 0"),
     ({"dataset": "imagenet"}, "dataset: unknown 'imagenet'"),
