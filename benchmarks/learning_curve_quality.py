@@ -28,9 +28,9 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from nas_hpo import objectives, spaces
-from nas_hpo._runner import trial_seed
+from nas_hpo.curves import extrapolate
 from nas_hpo.objectives import Context
-from nas_hpo.objectives.learning_curve import extrapolate
+from nas_hpo.study import trial_seed
 
 
 def main() -> None:

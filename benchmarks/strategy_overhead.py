@@ -11,7 +11,7 @@ in memory and on SQLite, ``--repeats`` times each, interleaved; it prints the me
 milliseconds per trial and the ratio nas-hpo / bare. Both clocks run from the creation of the
 sampler and the study (on SQLite: of the database file) to the end of the last trial; the
 space is built before either. On SQLite, nas-hpo opens the file in write-ahead-log mode
-(``nas_hpo._storage``), which makes every write cheaper; so bare Optuna runs twice there: on
+(``nas_hpo.study.open_storage``), which makes every write cheaper; so bare Optuna runs twice there: on
 the URL as Optuna opens it (``ratio``, what a user switching from bare Optuna sees) and on the
 storage as nas-hpo opens it (``ratio same storage``, the cost of nas-hpo's bookkeeping alone).
 
@@ -32,12 +32,11 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 import optuna
 
 import nas_hpo
 from nas_hpo import Categorical, GreaterThan, Integer, SearchSpace, strategies
-from nas_hpo._storage import open_storage
+from nas_hpo.study import open_storage, strategy_seed
 
 
 def space() -> SearchSpace:
@@ -94,10 +93,11 @@ def bare(strategy: str, n: int, storage: str | None, ours_storage: bool = False,
     s = space()
     seed = 0
     if resume:
-        # The seed nas-hpo gives a resumed study's strategy (nas_hpo._runner.prepare), so
-        # that both sides propose the same trials: a model-based sampler's time depends on them.
+        # The seed nas-hpo gives a resumed study's strategy (nas_hpo.study.strategy_seed of
+        # its first trial), so that both sides propose the same trials: a model-based
+        # sampler's time depends on them.
         done = len(optuna.load_study(study_name="o", storage=storage).trials)
-        seed = int(np.random.SeedSequence([0, 0x5EED, 0, done]).generate_state(1)[0])
+        seed = strategy_seed(0, done)
     gc.collect()  # each run starts without the previous runs' garbage
     t0 = time.perf_counter()
     opened = open_storage(storage, heartbeat_s=0) if ours_storage and storage else storage

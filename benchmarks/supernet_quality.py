@@ -30,9 +30,9 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from nas_hpo import objectives, spaces
-from nas_hpo._runner import trial_seed
 from nas_hpo.objectives import Context
 from nas_hpo.objectives import supernet as sn
+from nas_hpo.study import trial_seed
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ each of ``--archs`` random cells, in this process:
 
 - **floor**: one cross-entropy forward + backward of the network in training mode, the least
   any gradient-based proxy needs, in the layout the proxies run in (``--layout``: channels_last,
-  ``zero_cost.score``'s default for image batches on a CPU or GPU, or contiguous);
-- each proxy alone through ``zero_cost.score`` (its default draws: swap averages 32);
+  ``proxies.score``'s default for image batches on a CPU or GPU, or contiguous);
+- each proxy alone through ``proxies.score`` (its default draws: swap averages 32);
 - the gradient-based proxies in one ``score`` call (passes shared where they can be), and
   every proxy in one call;
 - with ``--pytorch-pooling``, the floor and the gradient-based set again with PyTorch's own
@@ -38,8 +38,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from nas_hpo import proxies as zc
 from nas_hpo import spaces
-from nas_hpo.objectives import zero_cost as zc
+from nas_hpo.proxies import _passes
 
 GRADIENT_BASED = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "epe_nas",
                   "zico", "plain")
@@ -90,7 +91,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--layout", choices=("channels_last", "contiguous"), default="channels_last",
                    help="memory layout of the floor's network and batch and of the proxies' "
-                        "passes (zero_cost.score's channels_last; its default on CPU and GPU)")
+                        "passes (proxies.score's channels_last; its default on CPU and GPU)")
     p.add_argument("--pytorch-pooling", action="store_true",
                    help="also time the floor and the gradient-based set with PyTorch's own "
                         "average pooling (the baseline of train.avg_pools_as_convs, which the "
@@ -122,7 +123,7 @@ def main() -> None:
                             num_classes=10).to(device)
         model.train()
         # The floor runs as the proxies' copy does (score keeps this model as it is).
-        floor_model = zc._copy(model, cl)
+        floor_model = _passes._copy(model, cl)
 
         def floor(model: torch.nn.Module = floor_model) -> None:
             model.zero_grad(set_to_none=True)
@@ -139,10 +140,10 @@ def main() -> None:
         row["all proxies"] = timed(lambda m=model: zc.score(m, every, data=batches,
                                                             channels_last=cl), device)
         if args.pytorch_pooling:  # the same passes with the copies' pooling left as it is
-            rewrite = zc.avg_pools_as_convs
-            zc.avg_pools_as_convs = lambda net: 0
+            rewrite = _passes.avg_pools_as_convs
+            _passes.avg_pools_as_convs = lambda net: 0
             try:
-                plain_model = zc._copy(model, cl)
+                plain_model = _passes._copy(model, cl)
                 row["floor, PyTorch pooling"] = min(
                     timed(lambda m=plain_model: floor(m), device) for _ in range(args.repeats))
                 row["set, PyTorch pooling"] = min(
@@ -150,7 +151,7 @@ def main() -> None:
                                                    channels_last=cl), device)
                     for _ in range(args.repeats))
             finally:
-                zc.avg_pools_as_convs = rewrite
+                _passes.avg_pools_as_convs = rewrite
         if i:  # the first architecture is the warm-up
             for key, value in row.items():
                 times[key].append(value)

@@ -1,17 +1,16 @@
 """nas-hpo: neural architecture search as conditional hyperparameter optimization.
 
-One search-space definition (``SearchSpace``) drives the existing optimizers (Optuna today);
-objectives estimate an architecture's quality; ``run`` records every evaluation in an Optuna
-study.
+One search-space definition (``SearchSpace``) drives the existing optimizers (Optuna, SMAC3,
+Ray Tune); objectives estimate an architecture's quality; ``run`` records every evaluation in
+an Optuna study.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from nas_hpo._objective import Context, Objective, Result, TrialFailure
-from nas_hpo._runner import run
-from nas_hpo._spec import SpecError, StudySpec, load_spec
+from nas_hpo._objective import Context, DataSource, Objective, Result, TrialFailure
+from nas_hpo._run import run
 from nas_hpo.space import (
     And,
     Categorical,
@@ -29,12 +28,14 @@ from nas_hpo.space import (
     Or,
     SearchSpace,
 )
+from nas_hpo.study import SpecError, StudyAborted, StudySpec, load_spec
 
 __all__ = [
     "And",
     "Categorical",
     "Constant",
     "Context",
+    "DataSource",
     "Equals",
     "Float",
     "ForbiddenAnd",
@@ -50,6 +51,7 @@ __all__ = [
     "Result",
     "SearchSpace",
     "SpecError",
+    "StudyAborted",
     "StudySpec",
     "TrialFailure",
     "load_spec",

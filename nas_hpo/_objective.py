@@ -3,6 +3,14 @@
 An objective maps a config of a space to one value per study direction. Everything else it
 learns about the architecture (test accuracy, parameter count, the learning curve, the fidelity
 used) travels in ``Result.user_attrs`` and ends up in the Optuna trial's user attributes.
+
+The base class states the whole contract the engine relies on — no attribute is guessed:
+``directions`` and ``metric_names`` (its values), ``fidelities`` (what a multi-fidelity
+strategy may set), ``max_steps`` (how many intermediate values it reports at most: Ray's
+schedulers need it), ``data_source()`` (the data it evaluates on: zero-cost proxies and cost
+measurement use the same), ``model_input()``, ``cost_device``, ``population_attrs`` (what it
+reads of the study's other trials, through ``Context.population`` on every backend) and
+``check_space``.
 """
 
 from __future__ import annotations
@@ -13,16 +21,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import optuna
-
     from nas_hpo.space import SearchSpace
+
+__all__ = [
+    "CallableObjective",
+    "Context",
+    "DataSource",
+    "Objective",
+    "Result",
+    "TrialFailure",
+]
 
 
 class TrialFailure(RuntimeError):
     """An evaluation that ended without a usable result (NaN loss, divergence, a NaN score).
 
-    The runner records the trial as failed with this message as its ``fail_reason`` and the
-    study goes on.
+    The engine records the trial as failed with this message as its ``fail_reason`` (without
+    a traceback: the failure is expected) and the study goes on.
     """
 
 
@@ -34,7 +49,7 @@ class Result:
     user_attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        values = tuple(map(float, self.values))
+        values = tuple(_number(v) for v in self.values)
         if not all(map(math.isfinite, values)):
             raise TrialFailure(f"the objective returned a non-finite value: {values}")
         object.__setattr__(self, "values", values)
@@ -46,26 +61,47 @@ class Result:
             return value
         if isinstance(value, (tuple, list)):
             return cls(tuple(value), dict(user_attrs or {}))
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise TrialFailure(
-                f"the objective returned {value!r}; expected a number or a tuple of numbers"
-            ) from None
-        return cls((number,), dict(user_attrs or {}))
+        return cls((value,), dict(user_attrs or {}))
+
+
+def _number(value: Any) -> float:
+    """A value of the study as a float: a real number (numpy and torch scalars included);
+    strings and booleans are refused rather than read as numbers."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TrialFailure(f"the objective returned {value!r}; expected a number or a tuple "
+                           "of numbers")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TrialFailure(f"the objective returned {value!r}; expected a number or a tuple "
+                           "of numbers") from None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The data an objective evaluates on: a registered dataset and where its files are."""
+
+    dataset: str
+    data_dir: str | None = None
 
 
 class Context:
     """What an evaluation may do besides returning: know its seed, report progress, store
-    attributes. This base is the stand-alone context (a notebook, a test): reports are kept
-    in ``reports`` and nothing is pruned.
+    attributes, read the study's population. This base is the stand-alone context (a
+    notebook, a test): reports are kept in ``reports`` and nothing is pruned.
 
     ``fidelity`` is what a multi-fidelity strategy asks of this evaluation (e.g.
-    ``{"epochs": 3}``); it overrides the objective's own settings of those names."""
+    ``{"epochs": 3}``); it overrides the objective's own settings of those names.
+    ``population`` holds, for each completed trial of the study when this one started, the
+    user attributes named by the objective's ``population_attrs`` (trials lacking one are
+    left out); the engine always gives one (on every backend), a stand-alone context has
+    None."""
 
-    def __init__(self, seed: int = 0, fidelity: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, seed: int = 0, fidelity: Mapping[str, Any] | None = None,
+                 population: list[dict[str, Any]] | None = None) -> None:
         self.seed = seed
         self.fidelity: dict[str, Any] = dict(fidelity or {})
+        self.population = None if population is None else list(population)
         self.reports: list[tuple[int, float]] = []
         self.attrs: dict[str, Any] = {}
 
@@ -78,30 +114,6 @@ class Context:
         self.attrs[key] = value
 
 
-class OptunaContext(Context):
-    """The context of an Optuna trial: reports go to ``trial.report`` and the pruner."""
-
-    def __init__(
-        self, trial: optuna.trial.Trial, seed: int, fidelity: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(seed, fidelity)
-        self.trial = trial
-
-    def report(self, value: float, step: int) -> None:
-        import optuna
-
-        super().report(value, step)
-        if not math.isfinite(value):
-            raise TrialFailure(f"intermediate value {value} at step {step} is not finite")
-        self.trial.report(float(value), step)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} with value {value:.4g}")
-
-    def set_attr(self, key: str, value: Any) -> None:
-        super().set_attr(key, value)
-        self.trial.set_user_attr(key, value)
-
-
 class Objective:
     """Base of the registered objectives: ``objective(config, space=..., ctx=...) -> Result``.
 
@@ -111,20 +123,40 @@ class Objective:
     directions: tuple[str, ...] = ("maximize",)
     #: The fidelities a strategy may set through ``Context.fidelity`` (e.g. ``"epochs"``).
     fidelities: tuple[str, ...] = ()
-    #: Where the runner measures the latency it stores on every trial (the objective's device).
+    #: Where the engine measures the latency it stores on every trial (the objective's device).
     cost_device: str = "cpu"
+    #: User attributes of the study's completed trials this objective reads
+    #: (``Context.population``); empty: it reads none, and none are gathered.
+    population_attrs: tuple[str, ...] = ()
 
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:
         raise NotImplementedError
 
+    @property
+    def metric_names(self) -> tuple[str, ...] | None:
+        """A name per value (e.g. ``("val_accuracy", "latency_ms")``): a multi-objective study
+        records them (``study.set_metric_names``), so the dashboard, the report's plots and
+        ``best.csv`` show them. None: the values have no names (``value_0``, ...)."""
+        return None
+
+    @property
+    def max_steps(self) -> int | None:
+        """The most intermediate values (``Context.report``) one evaluation reports, at its
+        full fidelity; None where it reports none."""
+        return None
+
+    def data_source(self) -> DataSource | None:
+        """The data this objective evaluates on (None: none, e.g. a plain Python function)."""
+        return None
+
     def check_space(self, space: SearchSpace) -> None:
         """Raise ``ValueError`` saying why this objective cannot evaluate ``space``'s
-        architectures at all (the runner checks before the first trial)."""
+        architectures at all (the engine checks before the first trial)."""
 
     def model_input(self) -> tuple[tuple[int, ...], int] | None:
         """``(input_shape, num_classes)`` of the networks this objective evaluates, for the
-        cost attributes (params, FLOPs, latency) the runner stores on every trial; ``None``
-        where the objective cannot tell (the runner then uses the embedded default dataset's)."""
+        cost attributes (params, FLOPs, latency) the engine stores on every trial; ``None``
+        where the objective cannot tell (the engine then uses the embedded default dataset's)."""
         return None
 
 

@@ -1,9 +1,9 @@
 """A progress line for long studies: trials done, best so far, elapsed time and ETA.
 
-Optuna logs one line per trial; what it does not say is how far the study is and when it will
-end. ``Progress`` is an Optuna callback (one process) and a poller of the storage (a
-``--workers N`` run, where the trials finish in other processes). On a terminal the line is
-rewritten in place; otherwise a line is printed per finished trial.
+A line per trial says what it gave; what it does not say is how far the study is and when it
+will end. ``Progress`` is told of each trial this process records (``update``) and polls the
+storage where the trials finish in other processes (a ``--workers N`` run). On a terminal the
+line is rewritten in place; otherwise a line is printed per finished trial.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TextIO
 
 import optuna
 
-from nas_hpo.space._optuna import FORBIDDEN_ATTR
+from nas_hpo.space import FORBIDDEN_ATTR
 
 __all__ = ["Progress"]
 
@@ -86,8 +86,9 @@ class Progress:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if not self.enabled or (not self._tty and FORBIDDEN_ATTR in trial.user_attrs):
+    def update(self, state: optuna.trial.TrialState, forbidden: bool = False) -> None:
+        """A trial of this process was recorded (``forbidden``: a forbidden draw)."""
+        if not self.enabled or (not self._tty and forbidden):
             return  # a forbidden draw changes no count but its own: no line of its own in a log
         # On a terminal the line is redrawn at most 4 times a second: reading the study for it
         # after each of thousands of fast trials would cost more than the trials.

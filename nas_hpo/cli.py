@@ -8,19 +8,37 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nas_hpo._spec import SpecError
-from nas_hpo._storage import StorageError
+from nas_hpo.study import SpecError, StorageError, StudyAborted
 
 if TYPE_CHECKING:
     import optuna
 
 
-def _run(args: argparse.Namespace) -> int:
-    from nas_hpo import report
-    from nas_hpo._runner import run
-    from nas_hpo._spec import load_spec
-    from nas_hpo._storage import MEMORY, describe
+def _cost(text: str | None) -> list[str] | None:
+    """``--cost none`` / ``--cost params,flops``: the cost attributes measured."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [m.strip() for m in text.split(",") if m.strip()]
 
+
+def _quiet() -> None:
+    """``-q``: no per-trial lines (Optuna's and ours), warnings and errors only."""
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("nas_hpo").setLevel(logging.WARNING)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nas_hpo import report, run
+    from nas_hpo.study import MEMORY, describe, load_spec
+
+    if args.quiet:
+        _quiet()
     overrides = dict(
         space=args.space,
         objective=args.objective,
@@ -34,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         address=args.address,
         max_concurrent_trials=args.max_concurrent_trials,
+        cost=_cost(args.cost),
+        threads=args.threads,
     )
     spec = load_spec(args.study, **overrides)
     study = run(args.study, progress=not args.quiet, **overrides)
@@ -62,7 +82,7 @@ def _spaces(args: argparse.Namespace) -> int:
 
 def _study_location(args: argparse.Namespace) -> tuple[str, str | None]:
     """(storage URL, study name) from ``STUDY`` (a study file, or a study name) and flags."""
-    from nas_hpo._spec import DEFAULT_STORAGE, load_spec
+    from nas_hpo.study import DEFAULT_STORAGE, load_spec
 
     target = getattr(args, "study", None)
     if target and target.endswith(".toml"):
@@ -74,7 +94,7 @@ def _study_location(args: argparse.Namespace) -> tuple[str, str | None]:
 def _load_study(storage_url: str, name: str | None) -> optuna.Study:
     import optuna
 
-    from nas_hpo._storage import describe, open_existing_storage
+    from nas_hpo.study import describe, open_existing_storage
 
     storage = open_existing_storage(storage_url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
@@ -106,7 +126,7 @@ def _report(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     import optuna_dashboard
 
-    from nas_hpo._storage import describe, open_existing_storage
+    from nas_hpo.study import describe, open_existing_storage
 
     url, _ = _study_location(args)
     storage = open_existing_storage(url)
@@ -129,8 +149,8 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def _correlate(args: argparse.Namespace) -> int:
-    from nas_hpo import correlate, data, spaces
-    from nas_hpo._spec import load_spec
+    from nas_hpo import correlate, data, proxies, spaces
+    from nas_hpo.study import load_spec
 
     estimators = [e.strip() for e in args.estimators.split(",") if e.strip()]
     space_name, space_options = args.space, dict(_option(o) for o in args.space_option)
@@ -144,8 +164,11 @@ def _correlate(args: argparse.Namespace) -> int:
             if space_name is None:
                 space_name, space_options = spec.space.name, {**spec.space.options,
                                                               **space_options}
-            dataset = dataset or spec.objective.options.get("dataset")
-            data_dir = spec.objective.options.get("data_dir")
+            from nas_hpo.study import resolve_objective
+
+            source = resolve_objective(spec).data_source()
+            if source is not None:
+                dataset, data_dir = dataset or source.dataset, source.data_dir
         else:
             study = _load_study(args.storage or "sqlite:///nas_hpo.db", args.truth)
         space_name = space_name or study.user_attrs.get("space")
@@ -154,20 +177,16 @@ def _correlate(args: argparse.Namespace) -> int:
     vote_needs: list[str] = []
     if "vote" in estimators:
         # The ensemble ranks the population: its members first (stored zc_* or computed).
-        from nas_hpo.objectives import zero_cost
-
-        vote_needs = [m for m in zero_cost.VOTE_DEFAULT
+        vote_needs = [m for m in proxies.VOTE_DEFAULT
                       if not (truth.attrs and all(f"zc_{m}" in a for a in truth.attrs))]
     wanted = [e for e in estimators if e != "vote"
               and not (truth.attrs and all(e in a for a in truth.attrs))]
     wanted += [m for m in vote_needs if m not in wanted]
     if wanted:
-        from nas_hpo.objectives import zero_cost
-
-        unknown = [e for e in wanted if e not in zero_cost.PROXIES]
+        unknown = [e for e in wanted if e not in proxies.PROXIES]
         if unknown:
             raise SpecError(f"--estimators: {unknown[0]!r} is neither stored on every "
-                            f"architecture nor a zero-cost proxy ({', '.join(zero_cost.PROXIES)})")
+                            f"architecture nor a zero-cost proxy ({', '.join(proxies.PROXIES)})")
         if not space_name:
             raise SpecError("--space: needed to build the networks the proxies score")
         space = spaces.get(space_name, **space_options)
@@ -176,22 +195,21 @@ def _correlate(args: argparse.Namespace) -> int:
         def scores(config: dict) -> dict[str, float]:
             key = space.arch_key(config)
             if key not in cache:  # all requested proxies at once: they share passes
-                cache[key] = zero_cost.score_config(
+                cache[key] = proxies.score_config(
                     space, config, wanted, dataset=dataset or data.DEFAULT, data_dir=data_dir,
                     seed=args.seed)
             return cache[key]
 
         compute = {name: (lambda c, n=name: scores(c)[n]) for name in wanted}
     if "vote" in estimators:
-        from nas_hpo.objectives import zero_cost
-
         def member(i: int, m: str) -> float:
             if f"zc_{m}" in truth.attrs[i]:
                 return truth.attrs[i][f"zc_{m}"]
             return compute[m](truth.configs[i])
 
-        rows = [{m: member(i, m) for m in zero_cost.VOTE_DEFAULT} for i in range(len(truth.keys))]
-        for attrs, value in zip(truth.attrs, zero_cost.vote(rows), strict=True):
+        rows = [{m: member(i, m) for m in proxies.VOTE_DEFAULT}
+                for i in range(len(truth.keys))]
+        for attrs, value in zip(truth.attrs, proxies.vote(rows), strict=True):
             attrs["vote"] = value
     results, estimates = correlate.correlate(truth, estimators, compute=compute,
                                              n_boot=args.n_boot, seed=args.seed)
@@ -217,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run or resume a study")
     r.add_argument("study", nargs="?", help="study file (TOML)")
-    r.add_argument("--space", help="registered space name")
+    r.add_argument("--space", help="registered space name or package.module:function")
     r.add_argument("--objective", help="registered objective or package.module:function")
     r.add_argument("--strategy", help="registered strategy name")
     r.add_argument("--n-trials", type=int, help="total number of trials of the study")
@@ -231,7 +249,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="Ray cluster address (auto, ray://host:10001, host:6379); "
                    "without it the ray backend starts a local Ray instance")
     r.add_argument("--max-concurrent-trials", type=int, help="Ray: trials running at once")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    r.add_argument("--threads", type=int,
+                   help="torch threads of each trial (default: cores / trials at once)")
+    r.add_argument("--cost", metavar="none|M1,M2",
+                   help="cost attributes measured on every trial: none, or a comma-separated "
+                   "list of params, flops, latency (default: all three)")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress line and no per-trial lines (warnings and errors only)")
     r.set_defaults(func=_run)
     rep = sub.add_parser("report", help="tables (CSV/Parquet) and plots of a study")
     rep.add_argument("study", nargs="?",
@@ -279,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # e.g. correlate on a constant estimator, a CSV without a column
         print(f"nas-hpo: error: {e}", file=sys.stderr)
         return 2
+    except StudyAborted as e:
+        print(f"nas-hpo: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nas-hpo: interrupted; finished trials are in the storage, run again to resume",
               file=sys.stderr)

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from nas_hpo.space._optuna import FORBIDDEN_ATTR
+from nas_hpo.space import FORBIDDEN_ATTR
 
 __all__ = ["best_frame", "pareto_points", "summary", "trials_frame", "write"]
 
@@ -181,8 +181,9 @@ def write(study: optuna.Study, out_dir: str | os.PathLike[str], *,
         written["plots"] = "skipped: no completed trial"
         return written
     if multi:
+        first = (study.metric_names or ["objective 0"])[0]
         save("history.png", lambda: ovm.plot_optimization_history(
-            study, target=lambda t: t.values[0], target_name="objective 0"))
+            study, target=lambda t: t.values[0], target_name=first))
         save("pareto.png", lambda: ovm.plot_pareto_front(study))
     else:
         save("history.png", lambda: ovm.plot_optimization_history(study))

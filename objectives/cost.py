@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from nas_hpo import cost, data
-from nas_hpo._objective import Context, Objective, Result
+from nas_hpo._objective import Context, DataSource, Objective, Result
 from nas_hpo.objectives import register
 from nas_hpo.space import SearchSpace
 
@@ -25,7 +25,7 @@ from nas_hpo.space import SearchSpace
 _VALUE_OF = {"params": "params", "flops": "flops", "latency": "latency_ms"}
 
 
-@register("cost")
+@register("cost", test_options={"metrics": ["params"]})
 @dataclass(frozen=True)
 class Cost(Objective):
     """Parameters, FLOPs and/or latency of the built network, one value per metric."""
@@ -67,6 +67,13 @@ class Cost(Objective):
     @property
     def cost_device(self) -> str:  # type: ignore[override]
         return self.device
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(_VALUE_OF[m] for m in self.metrics)
+
+    def data_source(self) -> DataSource | None:
+        return None if self.input_shape is not None else DataSource(self.dataset)
 
     def model_input(self) -> tuple[tuple[int, ...], int]:
         if self.input_shape is not None:

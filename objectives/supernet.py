@@ -42,20 +42,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas_hpo import data
 from nas_hpo._objective import Context, Objective, Result, TrialFailure
+from nas_hpo._options import option
 from nas_hpo.objectives import register
-from nas_hpo.objectives.train import (
+from nas_hpo.space import Categorical, SearchSpace
+from nas_hpo.training import (
     AUGMENT,
     OPTIMIZERS,
     SCHEDULES,
-    _device,
+    TrainingOptions,
     avg_pools_as_convs,
     avoid_strided_pointwise_convs,
-    check_training_options,
     evaluate,
+    resolve_device,
 )
-from nas_hpo.space import Categorical, SearchSpace
 
 METHODS = ("spos", "fairnas")
 
@@ -132,56 +132,31 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-@register("supernet")
+@register("supernet", test_options={"epochs": 1, "bn_batches": 1})
 @dataclass(frozen=True)
-class Supernet(Objective):
+class Supernet(TrainingOptions, Objective):
     """Train the space's supernet once (``method``: spos or fairnas, ``epochs``, SGD +
     Nesterov with a cosine schedule, label smoothing, the dataset's augmentation, ``seed``),
     then score each architecture by its path's validation accuracy after recalibrating its
     batch norms on ``bn_batches`` training batches."""
 
-    method: str = "spos"
-    dataset: str = data.DEFAULT
-    data_dir: str | None = None
-    download: bool = True
-    split_seed: int = 0
-    val_fraction: float = 0.1
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    augment: str = "auto"
+    method: str = option("spos", choices=METHODS)
+    epochs: int = option(30, ge=1)
     seed: int = 0
-    bn_batches: int = 4
-    device: str = "cpu"
+    bn_batches: int = option(4, ge=0)
     cache_dir: str | None = None
 
     directions = ("maximize",)
 
-    def __post_init__(self) -> None:
-        check_training_options(self, {"method": (self.method, list(METHODS))})
-        if self.bn_batches < 0:
-            raise ValueError(f"bn_batches must be >= 0, got {self.bn_batches}")
-
     @property
-    def cost_device(self) -> str:  # type: ignore[override]
-        return str(_device(self.device))
-
-    def _splits(self) -> data.Splits:
-        return data.load(self.dataset, split_seed=self.split_seed, data_dir=self.data_dir,
-                         download=self.download, val_fraction=self.val_fraction)
-
-    def model_input(self) -> tuple[tuple[int, ...], int]:
-        splits = self._splits()
-        return splits.input_shape, splits.num_classes
+    def metric_names(self) -> tuple[str, ...]:
+        return ("supernet_val_accuracy",)
 
     # ------------------------------------------------------------------ the supernet
 
     def key(self, space: SearchSpace) -> str:
         """What determines the trained supernet, hashed: its file name in the cache."""
-        splits = self._splits()
+        splits = self.splits()
         what = {
             "space": space.name,
             "space_options": getattr(space, "build_options", {}),
@@ -191,7 +166,7 @@ class Supernet(Objective):
             # costs a second training).
             "train": {k: v for k, v in asdict(self).items()
                       if k not in ("bn_batches", "cache_dir", "download")},
-            "device": _device(self.device).type,
+            "device": resolve_device(self.device).type,
             "torch": torch.__version__,
         }
         text = json.dumps(what, sort_keys=True, default=str)
@@ -224,8 +199,8 @@ class Supernet(Objective):
         return held
 
     def _build(self, space: SearchSpace) -> tuple[nn.Module, torch.device, torch.memory_format]:
-        splits = self._splits()
-        device = _device(self.device)
+        splits = self.splits()
+        device = resolve_device(self.device)
         memory_format = torch.channels_last  # oneDNN's and cuDNN's fast layout (see train)
         torch.manual_seed(self.seed)
         model = space.build_supernet(input_shape=splits.input_shape,
@@ -266,7 +241,7 @@ class Supernet(Objective):
                              memory_format: torch.memory_format) -> list[torch.Tensor]:
         """The training batches each path's BN statistics are recomputed on: fixed by the
         seed, without augmentation, so a path scores the same in every process."""
-        splits = self._splits()
+        splits = self.splits()
         gen = torch.Generator().manual_seed(self.seed + 1)
         perm = torch.randperm(len(splits.x_train), generator=gen)
         batches = []
@@ -280,7 +255,7 @@ class Supernet(Objective):
 
     def _train(self, space: SearchSpace, model: nn.Module, device: torch.device,
                memory_format: torch.memory_format) -> dict[str, Any]:
-        splits = self._splits()
+        splits = self.splits()
         x, y = splits.x_train.to(device), splits.y_train.to(device)
         x = x.contiguous(memory_format=memory_format)
         augment = AUGMENT[splits.augment if self.augment == "auto" else self.augment]
@@ -331,8 +306,8 @@ class Supernet(Objective):
         trained = self.trained(space)
         model = trained.model
         assert model is not None
-        splits = self._splits()
-        device = _device(self.device)
+        splits = self.splits()
+        device = resolve_device(self.device)
         memory_format = torch.channels_last
 
         def prepare(t: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,7 @@ def _read(path: str, mtime: float, key: str, metrics: tuple[str, ...], fidelity:
     return _Table(rows, fidelities, len(frame), keys[0])
 
 
-@register("tabular")
+@register("tabular", needs="table")
 @dataclass(frozen=True)
 class Tabular(Objective):
     """``path`` (CSV / Parquet / JSON lines), ``key`` (the column of architecture keys),
@@ -122,6 +122,10 @@ class Tabular(Objective):
         object.__setattr__(self, "directions", ("maximize",) * len(metrics))
         object.__setattr__(self, "fidelities", (self.fidelity,) if self.fidelity else ())
         self.table()  # read now: a wrong file or column is an error before the study
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(self.metrics)
 
     def table(self) -> _Table:
         path = Path(self.path).expanduser().resolve()

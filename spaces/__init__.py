@@ -8,25 +8,36 @@ space's build options (from the study file's ``[space]`` section), never injecte
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nas_hpo._registry import Registry
 from nas_hpo.space import SearchSpace
 
-__all__ = ["factory", "get", "names", "register", "widened"]
+__all__ = ["REGISTRY", "factory", "get", "meta", "names", "register", "widened"]
 
-_REGISTRY: Registry[Callable[..., SearchSpace]] = Registry("space")
+#: Name → factory ``f(**options) -> SearchSpace``; metadata: ``size`` (its number of
+#: architectures, from the literature or a closed form: the contract tests check the count),
+#: ``supernet`` (it builds a weight-sharing supernet), ``test_options`` (build options of a
+#: small instance for tests that train).
+REGISTRY: Registry[Callable[..., SearchSpace]] = Registry("space")
 
 
-def register(name: str) -> Callable[[Callable[..., SearchSpace]], Callable[..., SearchSpace]]:
-    """Register a space factory under ``name`` (a duplicate name is an error)."""
-    return _REGISTRY.register(name)
+def register(name: str, **meta: Any) -> Callable[[Callable[..., SearchSpace]],
+                                                 Callable[..., SearchSpace]]:
+    """Register a space factory under ``name`` (a duplicate name is an error), with its
+    metadata (see ``REGISTRY``)."""
+    return REGISTRY.register(name, **meta)
+
+
+def meta(name: str) -> Mapping[str, Any]:
+    """The metadata registered with the space ``name``."""
+    return REGISTRY.meta(name)
 
 
 def get(name: str, **options: Any) -> SearchSpace:
     """The registered space ``name``, built with its options."""
-    space = _REGISTRY.entry(name)(**options)
+    space = REGISTRY.entry(name)(**options)
     if space.name is None:
         space.name = name
     # Remembered so that the same space can be rebuilt at another width (``widened``).
@@ -41,7 +52,7 @@ def widened(space: SearchSpace, width_mult: float) -> SearchSpace:
         return space
     if not width_mult > 0:
         raise ValueError(f"width_mult must be > 0, got {width_mult}")
-    fn = _REGISTRY.entry(space.name) if space.name in _REGISTRY.names() else None
+    fn = REGISTRY.entry(space.name) if space.name in REGISTRY.names() else None
     if fn is None or "width_mult" not in inspect.signature(fn).parameters:
         raise ValueError(
             f"space {space.name or '(unnamed)'!r} has no width_mult build option, so it cannot "
@@ -54,12 +65,12 @@ def widened(space: SearchSpace, width_mult: float) -> SearchSpace:
 
 def names() -> list[str]:
     """Names of the registered spaces."""
-    return _REGISTRY.names()
+    return REGISTRY.names()
 
 
 def factory(name: str) -> Callable[..., SearchSpace]:
     """The factory registered as ``name`` (to inspect its options)."""
-    return _REGISTRY.entry(name)
+    return REGISTRY.entry(name)
 
 
 def _import_catalogue() -> None:

@@ -164,7 +164,8 @@ def arch_str(config: Mapping[str, Any]) -> str:
     return "|".join(segments)
 
 
-@register("chain")
+@register("chain", size=sum(48**j * 12 ** (n - j) for n in range(1, 9) for j in range(n + 1)),
+          test_options={"max_layers": 3, "width_mult": 0.5})
 def chain(*, max_layers: int = 8, width_mult: float = 1.0) -> SearchSpace:
     """The space of chains of 1 to ``max_layers`` layers; ``width_mult`` scales every layer's
     width when the network is built (the width fidelity of low-cost training), not the

@@ -643,7 +643,8 @@ def _params_and_conditions() -> tuple[list[Hyperparameter], dict[str, Condition]
     return params, conditions
 
 
-@register("darts")
+@register("darts", size=(1 * 3 * 6 * 10 * 7**8) ** 2, supernet=True,
+          test_options={"init_channels": 4, "layers": 5})
 def darts(*, init_channels: int = 16, layers: int = 8, width_mult: float = 1.0) -> SearchSpace:
     """The space; its networks have ``layers`` cells and start at ``init_channels`` channels
     scaled by ``width_mult`` (the width fidelity of low-cost training). DARTS evaluates its

@@ -259,7 +259,8 @@ def arch_str(config: Mapping[str, Any]) -> str:
     return "|".join(stages)
 
 
-@register("mobilenet")
+@register("mobilenet", size=sum(6**d for d in range(1, 5)) ** 5 * 6, supernet=True,
+          test_options={"max_depth": 3, "width_mult": 0.25})
 def mobilenet(*, max_depth: int = 4, width_mult: float = 1.0) -> SearchSpace:
     """The space; stages 1-5 have 1 to ``max_depth`` blocks, and ``width_mult`` scales the
     channels when the network is built (the width fidelity of low-cost training)."""

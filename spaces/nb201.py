@@ -377,7 +377,7 @@ class NB201Supernet(nn.Module):
         return net
 
 
-@register("nb201")
+@register("nb201", size=5**6, supernet=True, test_options={"C": 4, "N": 1})
 def nb201(*, C: int = 16, N: int = 5, width_mult: float = 1.0) -> SearchSpace:
     """The space; its networks start at ``C`` channels (scaled by ``width_mult``, the width
     fidelity of low-cost training) and have ``N`` cells per stage. The benchmark's networks are

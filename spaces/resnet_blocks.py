@@ -168,7 +168,7 @@ def arch_str(config: Mapping[str, Any]) -> str:
     )
 
 
-@register("resnet_blocks")
+@register("resnet_blocks", size=9**8, supernet=True, test_options={"base_width": 4})
 def resnet_blocks(*, base_width: int = 16, width_mult: float = 1.0) -> SearchSpace:
     """The space; ``base_width`` is the first stage's width (ResNet-18 itself uses 64), scaled
     by ``width_mult`` (the width fidelity of low-cost training)."""

@@ -274,7 +274,8 @@ def arch_str(config: Mapping[str, Any]) -> str:
     return "|".join([f"p{int(config['patch_size'])}-d{int(config['embed_dim'])}", *layers])
 
 
-@register("vit")
+@register("vit", size=9 * sum(27**d for d in range(1, 9)), supernet=True,
+          test_options={"max_depth": 3, "width_mult": 0.5})
 def vit(*, max_depth: int = 8, width_mult: float = 1.0) -> SearchSpace:
     """The space of 1 to ``max_depth`` blocks; ``width_mult`` scales ``embed_dim`` and
     ``head_dim`` when the network is built (the width fidelity of low-cost training)."""

@@ -1,18 +1,60 @@
-"""Backend adapters: translate a ``SearchSpace`` to the optimizers that run trials.
+"""Backends: executors of the study layer's trial lifecycle, found by name.
 
-The Ray Tune adapter lives in ``_ray`` and is imported on first use, so ``import nas_hpo`` (and
-``import nas_hpo.backends``) stays free of Ray's import cost and works where Ray is missing;
-using one of its names without Ray installed raises an ``ImportError`` that says what to install.
+- ``optuna`` (``backends.local``): this machine, in this process or ``[backend] workers``
+  worker processes sharing the study's storage;
+- ``ray`` (``backends.ray``): Ray Tune trials on a Ray cluster (or a local Ray).
+
+Each entry is loaded on first use, so ``import nas_hpo`` stays free of Ray's import cost and
+works where Ray is missing (using it then raises an ``ImportError`` that says what to install).
+The Ray Tune adapter for users' own Ray code (``tune_search``, ``valid_only``) is here too,
+loaded the same way. Metadata of an entry: ``test_options`` (what the contract tests run it
+with on this machine).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from nas_hpo.backends._ray import tune_search, valid_only
+from nas_hpo._registry import Registry
 
-__all__ = ["tune_search", "valid_only"]
+if TYPE_CHECKING:
+    import optuna
+
+    from nas_hpo.backends._ray import tune_search, valid_only
+    from nas_hpo.study import Plan
+
+__all__ = ["REGISTRY", "executor", "names", "register", "tune_search", "valid_only"]
+
+Executor = Callable[["Plan"], "optuna.Study"]
+
+#: Name → ``"module:function"`` of an executor ``f(plan) -> optuna.Study`` (imported when
+#: it is first used), or the function itself.
+REGISTRY: Registry[str | Executor] = Registry("backend")
+
+
+def register(name: str, target: str | Executor, **meta: Any) -> None:
+    """Register an executor (a function, or where to import it from) under ``name``."""
+    REGISTRY.add(name, target, **meta)
+
+
+def executor(name: str) -> Executor:
+    """The executor registered as ``name``, imported on first use."""
+    target = REGISTRY.entry(name)
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        return getattr(import_module(module), attr)
+    return target
+
+
+def names() -> list[str]:
+    return REGISTRY.names()
+
+
+register("optuna", "nas_hpo.backends.local:execute", test_options={})
+register("ray", "nas_hpo.backends.ray:execute",
+         test_options={"max_concurrent_trials": 2, "resources_per_trial": {"cpu": 1}})
 
 # Public name -> private module holding it; resolved lazily by ``__getattr__`` (PEP 562).
 _LAZY = {"tune_search": "_ray", "valid_only": "_ray"}
@@ -22,8 +64,6 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
     return getattr(import_module(f"{__name__}.{module}"), name)
 
 

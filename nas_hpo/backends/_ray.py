@@ -35,7 +35,7 @@ except ImportError as exc:  # re-raised with the fix, never swallowed
 
 from optuna.trial import TrialState
 
-from nas_hpo.space._optuna import (
+from nas_hpo.space import (
     MAX_FORBIDDEN_DRAWS,
     ForbiddenConfigurationError,
     forbidden_streak_error,

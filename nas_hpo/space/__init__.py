@@ -16,10 +16,19 @@ from nas_hpo.space._conditions import (
     NotEquals,
     Or,
 )
+from nas_hpo.space._configspace import configspace_values
+from nas_hpo.space._optuna import (
+    FORBIDDEN_ATTR,
+    MAX_FORBIDDEN_DRAWS,
+    ForbiddenConfigurationError,
+    forbidden_streak_error,
+)
 from nas_hpo.space._params import Categorical, Constant, Float, Hyperparameter, Integer
 from nas_hpo.space._space import Config, SearchSpace
 
 __all__ = [
+    "FORBIDDEN_ATTR",
+    "MAX_FORBIDDEN_DRAWS",
     "And",
     "Categorical",
     "Condition",
@@ -29,6 +38,7 @@ __all__ = [
     "Float",
     "Forbidden",
     "ForbiddenAnd",
+    "ForbiddenConfigurationError",
     "ForbiddenEquals",
     "ForbiddenIn",
     "GreaterThan",
@@ -39,4 +49,6 @@ __all__ = [
     "NotEquals",
     "Or",
     "SearchSpace",
+    "configspace_values",
+    "forbidden_streak_error",
 ]

@@ -381,9 +381,9 @@ def _child_of(cond: Any) -> str:
     return cond.child.name
 
 
-def from_configspace(cs: CS.ConfigurationSpace) -> SearchSpace:
-    from nas_hpo.space._space import SearchSpace
-
+def from_configspace(cs: CS.ConfigurationSpace, space_type: type[SearchSpace]) -> SearchSpace:
+    """``cs`` as a ``space_type`` (``SearchSpace``: this module only translates, it does not
+    import the space model it translates into)."""
     params = [_param_from_cs(hp) for hp in cs.values()]
     by_name = {p.name: p for p in params}
     by_child: dict[str, list[Condition]] = {}
@@ -395,7 +395,7 @@ def from_configspace(cs: CS.ConfigurationSpace) -> SearchSpace:
     }
     forbidden = [c for f in cs.forbidden_clauses for c in _forbidden_from_cs(f, by_name)]
     name = cs.name if isinstance(cs.name, str) else None
-    return SearchSpace(params, conditions, forbidden, name=name)
+    return space_type(params, conditions, forbidden, name=name)
 
 
 def configspace_values(values: Sequence[tuple[str, Any]]) -> dict[str, Any]:

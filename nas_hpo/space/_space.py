@@ -7,24 +7,22 @@ condition graph, so a parent is always decided before its children.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas_hpo.space import _moves
 from nas_hpo.space._conditions import (
     Condition,
     Forbidden,
-    check_relation_value,
 )
 from nas_hpo.space._count import _ENUMERATE_UP_TO, count_valid, representatives
+from nas_hpo.space._definition import check_conditions, check_forbidden, topological_order
+from nas_hpo.space._keys import ArchKeys
 from nas_hpo.space._params import (
-    Categorical,
-    Float,
     Hyperparameter,
-    Integer,
     _plain,
 )
 
@@ -38,8 +36,6 @@ Builder = Callable[..., "torch.nn.Module"]
 
 _REJECTION_DRAWS = 1_000
 _FALLBACK_DRAWS = 100
-_MUTATION_DRAWS = 200
-_TEXT_CACHE = 4_096  # arch_key: cached texts per Integer parameter, cached name orders
 
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -86,109 +82,19 @@ class SearchSpace:
             self._params[p.name] = p
         self._conditions: dict[str, Condition] = dict(conditions or {})
         self._forbidden: tuple[Forbidden, ...] = tuple(forbidden)
-        self._check_conditions()
-        self._order = self._topological_order()
-        self._check_forbidden()
+        check_conditions(self._params, self._conditions)
+        self._order = topological_order(self._params, self._conditions)
+        check_forbidden(self)
         self._size: float | None = None
-        self._index_choices()
+        self._keys = ArchKeys(self._params)
 
-    def _index_choices(self) -> None:
-        # arch_key's fast paths. A value that *is* one of its parameter's choice objects (what
-        # Optuna and sample() hand back) is already canonical: its text by object id. Object
-        # ids mean nothing in another process, so a pickled space rebuilds this
-        # (__setstate__). A plain str or int (a choice read back from a database's JSON, an
-        # Integer's value) by value: equal values share the canonical text (_canonical maps
-        # an equal value to the choice itself), and a bool never takes this path.
-        # Each text is "name":value, as json.dumps writes it in a dict.
-        def text(name: str, value: Any) -> str:
-            return f"{json.dumps(name)}:{json.dumps(value, separators=(',', ':'))}"
-
-        self._fragments: dict[str, dict[int, str]] = {
-            n: {id(c): text(n, c) for c in p.choices}
-            for n, p in self._params.items() if isinstance(p, Categorical)
-        }
-        # Integer texts are filled as values come, up to _TEXT_CACHE each.
-        self._value_text: dict[str, dict[Any, str]] = {
-            n: ({c: text(n, c) for c in p.choices if type(c) in (str, int, float)}
-                if isinstance(p, Categorical) else {})
-            for n, p in self._params.items() if isinstance(p, (Categorical, Integer))
-        }
-        self._fill_value_text = {n for n, p in self._params.items() if isinstance(p, Integer)}
-        # Each set of active names, in sorted order.
-        self._sorted_names: dict[tuple[str, ...], list[str]] = {}
+    def __getstate__(self) -> dict[str, Any]:
+        # The key writer's caches hold object ids, which mean nothing in another process.
+        return {k: v for k, v in self.__dict__.items() if k != "_keys"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._index_choices()
-
-    # ------------------------------------------------------------------ construction checks
-
-    def _check_conditions(self) -> None:
-        for child, cond in self._conditions.items():
-            if child not in self._params:
-                raise ValueError(f"condition on unknown parameter {child!r}")
-            if not isinstance(cond, Condition):
-                raise TypeError(f"condition of {child!r} is not a Condition: {cond!r}")
-            for leaf in cond.leaves():
-                if leaf.parent not in self._params:
-                    raise ValueError(
-                        f"condition of {child!r} refers to unknown parameter {leaf.parent!r}"
-                    )
-                if leaf.parent == child:
-                    raise ValueError(f"condition of {child!r} refers to itself")
-                check_relation_value(leaf, self._params[leaf.parent], child)
-
-    def _topological_order(self) -> list[str]:
-        # Kahn's algorithm, keeping declaration order among ready parameters so that the
-        # order (and with it every seeded sample) is stable.
-        parents = {n: set(c.parents()) for n, c in self._conditions.items()}
-        order: list[str] = []
-        done: set[str] = set()
-        pending = list(self._params)
-        while pending:
-            ready = [n for n in pending if parents.get(n, set()) <= done]
-            if not ready:
-                cycle = ", ".join(sorted(pending))
-                raise ValueError(f"the conditions form a cycle among: {cycle}")
-            for n in ready:
-                order.append(n)
-                done.add(n)
-            pending = [n for n in pending if n not in done]
-        return order
-
-    def _check_forbidden(self) -> None:
-        for clause in self._forbidden:
-            if not isinstance(clause, Forbidden):
-                raise TypeError(f"not a forbidden clause: {clause!r}")
-            for leaf in clause.leaves():
-                if leaf.name not in self._params:
-                    raise ValueError(
-                        f"forbidden clause {clause} names unknown parameter {leaf.name!r}"
-                    )
-                param = self._params[leaf.name]
-                for v in leaf.mentioned():
-                    if not param.contains(v):
-                        raise ValueError(
-                            f"forbidden clause {clause}: {v!r} is not a value of {leaf.name!r} "
-                            f"({param.domain_text()})"
-                        )
-        if not self._forbidden:
-            return
-        if (
-            count_valid(
-                self._order, self._params, self._conditions, self._forbidden, stop_at_first=True
-            )
-            == 0
-        ):
-            clauses = "; ".join(str(c) for c in self._forbidden)
-            raise ValueError(
-                f"the forbidden clauses exclude every configuration of the space: {clauses}"
-            )
-        default = self._complete({}, lambda p: p.default)
-        hit = self._fired(default)
-        if hit is not None:
-            # ConfigSpace refuses such a space as well; a valid default keeps exports working.
-            raise ValueError(f"the default configuration {default} is forbidden by {hit}")
+        self._keys = ArchKeys(self._params)
 
     # ------------------------------------------------------------------ accessors
 
@@ -381,63 +287,9 @@ class SearchSpace:
         established name for their architectures (NAS-Bench-201 strings) supply their own."""
         if self._key_fn is not None:
             return self._key_fn(config)
-        # json.dumps(canonical config, sort_keys=True, separators=(",", ":")), written a
-        # parameter at a time so that choice objects reuse their text (the runner calls this
-        # on every trial; the dict's dump cost more than a cheap sampler's draw).
-        fragments, by_value, parts = self._fragments, self._value_text, []
-        names = tuple(config)
-        order = self._sorted_names.get(names)
-        if order is None:
-            order = sorted(names)
-            if len(self._sorted_names) < _TEXT_CACHE:
-                self._sorted_names[names] = order
-        for k in order:
-            v = config[k]
-            kind = type(v)
-            if kind is str or kind is int:
-                known = by_value.get(k)
-                text = None if known is None else known.get(v)
-                if (text is None and known is not None and kind is int
-                        and k in self._fill_value_text and len(known) < _TEXT_CACHE):
-                    text = known[v] = f"{json.dumps(k)}:{v}"  # an Integer's own value
-            else:
-                known = fragments.get(k)
-                text = None if known is None else known.get(id(v))
-            if text is None:
-                canonical = self._canonical(k, v)
-                text = f"{json.dumps(k)}:{json.dumps(canonical, separators=(',', ':'))}"
-            parts.append(text)
-        return "{" + ",".join(parts) + "}"
-
-    def _canonical(self, name: str, value: Any) -> Any:
-        # Equal configs must share a key, yet 2 == 2.0 while json writes them apart (and a
-        # ConfigSpace round trip turns the choice 2 of [2, 2.5] into 2.0): write the value as
-        # the domain spells it.
-        value = _plain(value)
-        param = self._params.get(name)
-        if isinstance(param, Categorical):
-            if param.contains(value):
-                return param.choices[param.index(value)]
-        if isinstance(param, Integer) and isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(param, Float) and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
+        return self._keys(config)
 
     # ------------------------------------------------------------------ neighbourhoods
-
-    def _other_value(self, param: Hyperparameter, value: Any, rng: np.random.Generator) -> Any:
-        if isinstance(param, Categorical):
-            others = [c for i, c in enumerate(param.choices) if i != param.index(value)]
-            return others[int(rng.integers(len(others)))]
-        if isinstance(param, Integer):
-            for _ in range(100):
-                v = param.sample(rng)
-                if v != value:
-                    return v
-            v = int(rng.integers(param.low, param.high))
-            return v + 1 if v >= value else v
-        return _plain(param.sample(rng))
 
     def _mutable(self, config: Mapping[str, Any]) -> list[str]:
         return [n for n in self._order if n in config and self._params[n].cardinality() > 1]
@@ -450,27 +302,7 @@ class SearchSpace:
         inherited. Forbidden children are redrawn; after a few hundred forbidden draws a random
         one of ``neighbors(config)`` is returned, and ``ValueError`` is raised when there is
         none (every one-step change is forbidden, or no parameter has a second value)."""
-        rng = _rng(rng)
-        self.validate(config)
-        names = self._mutable(config)
-        if not names:
-            raise ValueError("the configuration has no parameter with more than one value")
-        for _ in range(_MUTATION_DRAWS):
-            name = names[int(rng.integers(len(names)))]
-            child = dict(config)
-            child[name] = self._other_value(self._params[name], config[name], rng)
-            child = self._complete(child, lambda p: _plain(p.sample(rng)))
-            if not self.is_forbidden(child):
-                return child
-        # Rejection alone cannot tell "unlucky" from "impossible"; the neighbour list can,
-        # and it keeps a config whose every move is forbidden from costing unbounded time.
-        options = self.neighbors(config)
-        if not options:
-            raise ValueError(
-                f"no valid configuration is one step away from {dict(config)}: every change "
-                "of one parameter hits a forbidden clause"
-            )
-        return options[int(rng.integers(len(options)))]
+        return _moves.mutate(self, config, _rng(rng))
 
     def crossover(
         self,
@@ -485,22 +317,7 @@ class SearchSpace:
         from its distribution only when neither has it; so conditional genes (layer ``k``'s
         settings) are inherited whenever a parent has them. Forbidden children are redrawn;
         after a few hundred tries the child is a copy of ``a``."""
-        rng = _rng(rng)
-        self.validate(a)
-        self.validate(b)
-        for _ in range(_MUTATION_DRAWS):
-            child: Config = {}
-            for n in self._order:
-                if not self.is_active(n, child):
-                    continue
-                donors = [p for p in (a, b) if n in p]
-                if donors:
-                    child[n] = _plain(donors[int(rng.integers(len(donors)))][n])
-                else:
-                    child[n] = _plain(self._params[n].sample(rng))
-            if not self.is_forbidden(child):
-                return child
-        return dict(a)
+        return _moves.crossover(self, a, b, _rng(rng))
 
     def neighbors(self, config: Mapping[str, Any]) -> list[Config]:
         """All valid configs one step away: another choice of one categorical, one up or down
@@ -508,19 +325,15 @@ class SearchSpace:
         scales). Parameters the step activates take their defaults, so the list is
         deterministic."""
         self.validate(config)
-        out: list[Config] = []
-        seen = {self.arch_key(config)}
-        for name in self._mutable(config):
-            param, value = self._params[name], config[name]
-            for v in _steps(param, value):
-                child = dict(config)
-                child[name] = v
-                child = self._complete(child, lambda p: p.default)
-                key = self.arch_key(child)
-                if key not in seen and not self.is_forbidden(child):
-                    seen.add(key)
-                    out.append(child)
-        return out
+        return _moves.neighbors(self, config)
+
+    def repair(self, config: Mapping[str, Any],
+               rng: np.random.Generator | int | None = None) -> Config:
+        """The nearest valid config to ``config`` (a draw that hit a forbidden clause, or any
+        dict of values of this space's parameters): ``config`` completed where it lacks active
+        values, then, if that is forbidden, a random one of its valid one-step neighbours, or
+        a random valid config when none is."""
+        return _moves.repair(self, config, _rng(rng))
 
     # ------------------------------------------------------------------ exports and model
 
@@ -535,7 +348,7 @@ class SearchSpace:
         """Read any ConfigSpace space (also one loaded from ConfigSpace's JSON)."""
         from nas_hpo.space._configspace import from_configspace
 
-        return from_configspace(cs)
+        return from_configspace(cs, cls)
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Config:
         """Optuna define-by-run: ask the trial for the active parameters only, in topological
@@ -596,21 +409,3 @@ class SearchSpace:
             builder=builder,
             arch_key=arch_key or self._key_fn,
         )
-
-
-def _steps(param: Hyperparameter, value: Any) -> list[Any]:
-    if isinstance(param, Categorical):
-        i = param.index(value)
-        return [c for j, c in enumerate(param.choices) if j != i]
-    if isinstance(param, Integer):
-        return [v for v in (value - 1, value + 1) if param.low <= v <= param.high]
-    if isinstance(param, Float):
-        if param.log:
-            lo, hi, x = math.log(param.low), math.log(param.high), math.log(value)
-            step = (hi - lo) / 10
-            cand = [math.exp(min(max(x + d, lo), hi)) for d in (-step, step)]
-        else:
-            step = (param.high - param.low) / 10
-            cand = [min(max(value + d, param.low), param.high) for d in (-step, step)]
-        return [min(max(v, param.low), param.high) for v in cand if v != value]
-    return []  # a Constant has no other value

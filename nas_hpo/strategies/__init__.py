@@ -17,8 +17,14 @@ import optuna
 
 from nas_hpo._registry import Registry
 from nas_hpo.space import SearchSpace
+from nas_hpo.strategies._extrapolation import ExtrapolationPruner
 
-__all__ = ["Setting", "Strategy", "get", "names", "register"]
+__all__ = ["FIDELITY_ATTR", "REGISTRY", "ExtrapolationPruner", "Setting", "Strategy", "factory", "get", "names",
+           "register"]
+
+#: The trial system attribute where a multi-fidelity sampler writes the fidelity it chose
+#: (e.g. ``{"epochs": 3}``); the engine hands it to the objective (``Context.fidelity``).
+FIDELITY_ATTR = "nas_hpo:fidelity"
 
 
 @dataclass(frozen=True)
@@ -43,37 +49,46 @@ class Strategy:
     #: trial's Optuna constraint ``value - bound`` (feasible when <= 0) for samplers that use them.
     constraints: dict[str, float] = field(default_factory=dict)
     #: The sampler chooses each trial's fidelity (the ``nas_hpo:fidelity`` system attribute),
-    #: so the runner reads it back; other strategies spare that storage read per trial.
+    #: so the engine reads it back; other strategies spare that storage read per trial.
     multi_fidelity: bool = False
+    #: The sampler cannot see a space's forbidden clauses and keeps proposing configurations
+    #: they forbid (a GP over a fixed-length vector): after each forbidden draw the engine
+    #: makes the nearest valid config (``SearchSpace.repair``) the next trial.
+    repair_forbidden: bool = False
 
 
-_REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy")
+#: Name → factory ``f(setting, **options) -> Strategy``; metadata: ``test_options`` (cheap
+#: options for the contract tests), ``objectives`` (how many values it optimizes: "one",
+#: "several" or "any"), ``fidelity`` (it needs an objective with a fidelity).
+REGISTRY: Registry[Callable[..., Strategy]] = Registry("strategy")
 
 
-def register(name: str) -> Callable[[Callable[..., Strategy]], Callable[..., Strategy]]:
-    return _REGISTRY.register(name)
+def register(name: str, **meta: Any) -> Callable[[Callable[..., Strategy]],
+                                                 Callable[..., Strategy]]:
+    """Register a strategy factory under ``name`` (a duplicate name is an error)."""
+    return REGISTRY.register(name, **meta)
 
 
 def get(name: str, setting: Setting, **options: Any) -> Strategy:
-    return _REGISTRY.entry(name)(setting, **options)
+    return REGISTRY.entry(name)(setting, **options)
 
 
 def factory(name: str) -> Callable[..., Strategy]:
-    return _REGISTRY.entry(name)
+    return REGISTRY.entry(name)
 
 
 def names() -> list[str]:
-    return _REGISTRY.names()
+    return REGISTRY.names()
 
 
-@register("random")
+@register("random", objectives="any")
 def random(setting: Setting) -> Strategy:
     """Uniform random search (Optuna's ``RandomSampler``): the baseline every NAS paper needs."""
     return Strategy("random", optuna.samplers.RandomSampler(seed=setting.seed),
                     optuna.pruners.NopPruner())
 
 
-@register("tpe")
+@register("tpe", objectives="any")
 def tpe(
     setting: Setting,
     *,
@@ -100,21 +115,23 @@ def tpe(
     return Strategy("tpe", sampler, optuna.pruners.NopPruner())
 
 
-@register("gp")
+@register("gp", objectives="any", test_options={"n_startup_trials": 2})
 def gp(setting: Setting, *, n_startup_trials: int = 10, deterministic_objective: bool = False
        ) -> Strategy:
     """Optuna's Gaussian-process BO (``GPSampler``). It models the parameters every trial has;
-    conditional ones outside that intersection are drawn at random."""
+    conditional ones outside that intersection are drawn at random. It cannot see forbidden
+    clauses (and ignores the pruned trials that record them): a forbidden draw is followed by
+    its nearest valid config (``Strategy.repair_forbidden``)."""
     sampler = optuna.samplers.GPSampler(
         seed=setting.seed,
         n_startup_trials=n_startup_trials,
         deterministic_objective=deterministic_objective,
         warn_independent_sampling=False,
     )
-    return Strategy("gp", sampler, optuna.pruners.NopPruner())
+    return Strategy("gp", sampler, optuna.pruners.NopPruner(), repair_forbidden=True)
 
 
-@register("qmc")
+@register("qmc", objectives="any")
 def qmc(setting: Setting, *, qmc_type: str = "sobol", scramble: bool = True) -> Strategy:
     """Optuna's quasi-Monte Carlo sampler: low-discrepancy coverage of the shared parameters."""
     with warnings.catch_warnings():
@@ -126,7 +143,7 @@ def qmc(setting: Setting, *, qmc_type: str = "sobol", scramble: bool = True) -> 
     return Strategy("qmc", sampler, optuna.pruners.NopPruner())
 
 
-@register("re")
+@register("re", objectives="one", test_options={"population_size": 3, "sample_size": 2})
 def regularized_evolution(
     setting: Setting, *, population_size: int = 20, sample_size: int = 5
 ) -> Strategy:
@@ -146,13 +163,17 @@ def regularized_evolution(
     return Strategy("re", sampler, optuna.pruners.NopPruner())
 
 
-def _base_sampler(setting: Setting, sampler: str, pruner: str) -> optuna.samplers.BaseSampler:
+def _base(setting: Setting, sampler: str, pruner: str) -> Strategy:
     if sampler in _PRUNERS:
         raise ValueError(f"sampler: {sampler!r} is a pruner; pick a sampler for {pruner}")
-    return get(sampler, setting).sampler
+    return get(sampler, setting)
 
 
-@register("hyperband")
+def _pruned(name: str, base: Strategy, pruner: optuna.pruners.BasePruner) -> Strategy:
+    return Strategy(name, base.sampler, pruner, repair_forbidden=base.repair_forbidden)
+
+
+@register("hyperband", objectives="one", steps=True)
 def hyperband(
     setting: Setting,
     *,
@@ -166,10 +187,10 @@ def hyperband(
     pruner = optuna.pruners.HyperbandPruner(
         min_resource=min_resource, max_resource=max_resource, reduction_factor=reduction_factor
     )
-    return Strategy("hyperband", _base_sampler(setting, sampler, "hyperband"), pruner)
+    return _pruned("hyperband", _base(setting, sampler, "hyperband"), pruner)
 
 
-@register("asha")
+@register("asha", objectives="one", steps=True)
 def asha(
     setting: Setting,
     *,
@@ -184,10 +205,10 @@ def asha(
         reduction_factor=reduction_factor,
         min_early_stopping_rate=min_early_stopping_rate,
     )
-    return Strategy("asha", _base_sampler(setting, sampler, "asha"), pruner)
+    return _pruned("asha", _base(setting, sampler, "asha"), pruner)
 
 
-@register("median")
+@register("median", objectives="one", steps=True)
 def median(
     setting: Setting,
     *,
@@ -201,10 +222,10 @@ def median(
         n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps,
         interval_steps=interval_steps,
     )
-    return Strategy("median", _base_sampler(setting, sampler, "median"), pruner)
+    return _pruned("median", _base(setting, sampler, "median"), pruner)
 
 
-@register("lce")
+@register("lce", objectives="one", steps=True)
 def lce(
     setting: Setting,
     *,
@@ -217,8 +238,6 @@ def lce(
 ) -> Strategy:
     """Learning-curve extrapolation (Domhan et al. 2015; ``_extrapolation``): stop a trial
     whose curve, extrapolated to the last step, ends below the best finished trial."""
-    from nas_hpo.strategies._extrapolation import ExtrapolationPruner
-
     if setting.directions != ("maximize",):
         raise ValueError(
             "lce extrapolates rising accuracy-like curves of one maximized objective; the "
@@ -227,7 +246,7 @@ def lce(
     pruner = ExtrapolationPruner(target_step=target_step, n_startup_trials=n_startup_trials,
                                  min_steps=min_steps, margin=margin,
                                  interval_steps=interval_steps)
-    return Strategy("lce", _base_sampler(setting, sampler, "lce"), pruner)
+    return _pruned("lce", _base(setting, sampler, "lce"), pruner)
 
 
 _PRUNERS = ("hyperband", "asha", "median", "lce")
@@ -253,7 +272,7 @@ def _nsga_strategy(setting: Setting, which: str, population_size: int, mutation_
     return Strategy(which, sampler, optuna.pruners.NopPruner(), dict(constraints or {}))
 
 
-@register("nsga2")
+@register("nsga2", objectives="any", test_options={"population_size": 4})
 def nsga2(setting: Setting, *, population_size: int = 20, mutation_prob: float = 0.5,
           constraints: dict[str, float] | None = None) -> Strategy:
     """NSGA-II (Optuna's selection) with offspring that respect the space's conditions (see
@@ -261,7 +280,7 @@ def nsga2(setting: Setting, *, population_size: int = 20, mutation_prob: float =
     return _nsga_strategy(setting, "nsga2", population_size, mutation_prob, constraints)
 
 
-@register("nsga3")
+@register("nsga3", objectives="several", test_options={"population_size": 4})
 def nsga3(setting: Setting, *, population_size: int = 20, mutation_prob: float = 0.5,
           constraints: dict[str, float] | None = None) -> Strategy:
     """NSGA-III (reference-point selection, for three or more objectives as well) with
@@ -271,7 +290,7 @@ def nsga3(setting: Setting, *, population_size: int = 20, mutation_prob: float =
     return _nsga_strategy(setting, "nsga3", population_size, mutation_prob, constraints)
 
 
-@register("local_search")
+@register("local_search", objectives="one")
 def local_search(setting: Setting) -> Strategy:
     """Best-improvement local search over ``space.neighbors`` (see ``_local``)."""
     from nas_hpo.strategies._local import LocalSearchSampler
@@ -284,7 +303,7 @@ def local_search(setting: Setting) -> Strategy:
                     optuna.pruners.NopPruner())
 
 
-@register("smac")
+@register("smac", objectives="one", test_options={"n_initial": 2})
 def smac(setting: Setting, *, n_initial: int = 10) -> Strategy:
     """SMAC3's random-forest BO (HPO facade) on the space's ConfigSpace, ask/tell (see
     ``_smac``); ``n_initial`` Sobol configurations before the model takes over."""
@@ -296,7 +315,8 @@ def smac(setting: Setting, *, n_initial: int = 10) -> Strategy:
                     optuna.pruners.NopPruner())
 
 
-@register("smac_hyperband")
+@register("smac_hyperband", objectives="one", fidelity=True,
+          test_options={"n_initial": 2, "max_budget": 3})
 def smac_hyperband(
     setting: Setting,
     *,

@@ -4,7 +4,7 @@ Domhan, Springenberg & Hutter (IJCAI 2015) end a run when its learning curve, ex
 the last epoch, is unlikely to beat the best run so far. Optuna has no such pruner (its
 pruners compare intermediate values at the same step: median, percentile, successive
 halving, Hyperband, threshold), so this is ours: at each reported step from ``min_steps`` on,
-the trial's curve is fitted with ``nas_hpo.objectives.learning_curve.extrapolate`` (the
+the trial's curve is fitted with ``nas_hpo.curves.extrapolate`` (the
 paper's parametric families, Akaike-weighted) and extrapolated to ``target_step``; the trial
 is pruned when that prediction plus ``margin`` is below the best finished trial's value.
 Where the paper asks for a probability (by MCMC) under a threshold, this compares the
@@ -63,7 +63,7 @@ class ExtrapolationPruner(optuna.pruners.BasePruner):
         curve = [trial.intermediate_values[s] for s in sorted(trial.intermediate_values)]
         if not all(0.0 <= v <= 1.0 for v in curve):
             return False
-        from nas_hpo.objectives.learning_curve import extrapolate
+        from nas_hpo.curves import extrapolate
 
         try:
             # Steps as epochs 1..n: the families are fitted to consecutive points.

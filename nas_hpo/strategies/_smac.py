@@ -27,13 +27,13 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_hpo.space._params import _plain
+from nas_hpo.space import configspace_values
+from nas_hpo.strategies import FIDELITY_ATTR
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
 _REDRAWS = 100
-FIDELITY_ATTR = "nas_hpo:fidelity"
 
 
 def _order_start_points(local_search: Any) -> None:
@@ -179,7 +179,7 @@ class SmacSampler(BaseSampler):
 
         for _ in range(_REDRAWS):
             info = self._smac.ask()
-            config = {k: _plain(v) for k, v in dict(info.config).items()}
+            config = configspace_values(dict(info.config).items())
             if self.space.is_valid(config):
                 self._pending[trial._trial_id] = (info, config)
                 if self.fidelity:

@@ -12,7 +12,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 import nas_hpo
-from nas_hpo._storage import open_storage
+from nas_hpo.study import open_storage
 
 TOY = "tests.toy_objectives:"
 

@@ -502,7 +502,7 @@ def test_arch_key_is_the_sorted_compact_json_of_the_canonical_config():
                          Categorical("w", (8, 16.5)), Integer("n", 1, 3), Float("f", 0, 1)])
     for a in space.sample(seed=0), {"op": False, "w": 16.5, "n": 2, "f": 0.25}, \
             {"op": True, "w": 8, "n": np.int64(1), "f": 1}, {"op": "skip", "w": 8.0, "n": 3.0}:
-        canonical = {k: space._canonical(k, v) for k, v in a.items()}
+        canonical = {k: space._keys.canonical(k, v) for k, v in a.items()}
         expected = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         # Twice (the second from the cached texts and name order) and in reverse order.
         assert space.arch_key(a) == space.arch_key(a) == expected
@@ -511,7 +511,7 @@ def test_arch_key_is_the_sorted_compact_json_of_the_canonical_config():
     odd = SearchSpace([Integer('n"\\', -3, 300), Categorical("b", (2, 3))])
     for config in ({'n"\\': 7, "b": 2}, {'n"\\': True, "b": 3}, {'n"\\': 7.0, "b": 2.0},
                    {'n"\\': -3, "b": 2}):
-        canonical = {k: odd._canonical(k, v) for k, v in config.items()}
+        canonical = {k: odd._keys.canonical(k, v) for k, v in config.items()}
         expected = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         assert odd.arch_key(config) == odd.arch_key(config) == expected
     # A choice spelled by another object of equal value gets the choice's text.

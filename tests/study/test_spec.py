@@ -117,14 +117,14 @@ def test_unimportable_callable_is_named(storage):
         nas_hpo.run(space="resnet_blocks", objective="no_such_mod:f", storage=storage)
 
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in STUDIES.glob("*.toml")))
 def test_every_study_file_of_the_repository_resolves(name):
     """Each example in studies/ reads, and its space, objective and strategy are built (the
     options of each are checked) without running a trial."""
-    from nas_hpo._runner import prepare
+    from nas_hpo.study import prepare
 
     plan = prepare(load_spec(STUDIES / name))
     assert plan.spec.n_trials >= 1 and plan.directions

@@ -6,7 +6,10 @@ import optuna
 import pytest
 
 import nas_hpo
+import nas_hpo.study._lifecycle
 from nas_hpo import Categorical, GreaterThan, Integer, SearchSpace, SpecError, spaces
+from nas_hpo.study import counted, trial_seed
+from nas_hpo.study._internals import count_query
 
 
 def depth_space() -> SearchSpace:
@@ -110,8 +113,10 @@ def test_forbidden_draws_are_pruned_never_evaluated_nor_counted(storage, where):
     where = storage if where == "sqlite" else ":memory:"
 
     def run(n: int) -> optuna.Study:
-        return nas_hpo.run(space=space, objective=lambda c: seen.append(c) or 1.0,
-                           strategy="random", n_trials=n, storage=where, study_name="forb")
+        # Every draw evaluated (reevaluate): ``seen`` counts evaluations of 4 architectures.
+        return nas_hpo.run({"strategy": {"name": "random", "reevaluate": True}},
+                           space=space, objective=lambda c: seen.append(c) or 1.0,
+                           n_trials=n, storage=where, study_name="forb")
 
     study = run(30)
     forbidden = [t for t in study.trials if "forbidden" in t.user_attrs]
@@ -120,24 +125,24 @@ def test_forbidden_draws_are_pruned_never_evaluated_nor_counted(storage, where):
     assert all(c["a"] != "z" for c in seen)
     assert len(seen) == 30 and len(study.trials) == 30 + len(forbidden)
     assert f"; {len(forbidden)} of the pruned were forbidden draws" in summary(study)
-    assert nas_hpo._runner._total(study) == 30
+    assert counted(study) == 30
     if where == ":memory:":
         return
     # The SQL count (not its fallback) leaves the forbidden draws out.
     backend = study._storage._backend
     with backend.engine.connect() as connection:
-        query = nas_hpo._runner._count_query(study._study_id)
+        query = count_query(study._study_id)
         assert connection.execute(query).scalar_one() == 30
     assert len(run(30).trials) == 30 + len(forbidden)  # finished: nothing runs again
     resumed = run(33)
-    assert len(seen) == 33 and nas_hpo._runner._total(resumed) == 33
+    assert len(seen) == 33 and counted(resumed) == 33
 
 
 def test_a_strategy_stuck_on_a_forbidden_point_is_an_error_that_keeps_the_record(
         storage, monkeypatch):
     from nas_hpo import ForbiddenEquals
 
-    monkeypatch.setattr(nas_hpo._runner, "MAX_FORBIDDEN_DRAWS", 7)
+    monkeypatch.setattr(nas_hpo.study._lifecycle, "MAX_FORBIDDEN_DRAWS", 7)
     space = SearchSpace([Categorical("a", ["x", "z"])], forbidden=[ForbiddenEquals("a", "z")])
     study = optuna.create_study(study_name="stuck", storage=storage, direction="maximize")
     for _ in range(7):
@@ -162,7 +167,7 @@ def test_ctrl_c_outside_the_trial_function_still_fails_the_trial(storage, monkey
     (its tell, where Optuna 5.0 turns the interrupt into an UnboundLocalError of its own): the
     run stops with KeyboardInterrupt, and the trial is failed with the reason and the
     attributes it had, not left RUNNING."""
-    import optuna.study._optimize as optuna_optimize
+    import optuna.study.study as optuna_study
 
     calls = []
 
@@ -178,9 +183,9 @@ def test_ctrl_c_outside_the_trial_function_still_fails_the_trial(storage, monkey
         monkeypatch.setattr(optuna.samplers.RandomSampler, "before_trial",
                             interrupt_second(lambda *a, **k: None))
     else:
-        monkeypatch.setattr(optuna_optimize, "_tell_with_warning",
-                            interrupt_second(optuna_optimize._tell_with_warning))
-    from nas_hpo._objective import Result
+        monkeypatch.setattr(optuna_study, "_tell_with_warning",
+                            interrupt_second(optuna_study._tell_with_warning))
+    from nas_hpo import Result
 
     def noted(config: dict) -> Result:
         return Result((score(config),), {"note": config["depth"]})
@@ -192,7 +197,7 @@ def test_ctrl_c_outside_the_trial_function_still_fails_the_trial(storage, monkey
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
     failed = trials[1]
     assert failed.user_attrs["fail_reason"] == "interrupted (Ctrl-C / SIGINT)"
-    assert failed.user_attrs["seed"] == nas_hpo._runner.trial_seed(3, 1)
+    assert failed.user_attrs["seed"] == trial_seed(3, 1)
     if where == "tell":  # what the trial function recorded is kept
         assert failed.user_attrs["arch"] == depth_space().arch_key(failed.params)
         assert failed.user_attrs["note"] == failed.params["depth"]
@@ -225,25 +230,22 @@ def test_train_objective_in_a_study_reports_every_epoch(storage):
 
 
 def test_pruner_stops_a_training_trial(storage):
-    import nas_hpo._runner as runner
     from nas_hpo import strategies
+    from nas_hpo.study import FINISHED
 
-    @strategies.register("test_prune_always")
     def _always(setting):  # a pruner that stops every trial at its first report
         return strategies.Strategy("x", optuna.samplers.RandomSampler(seed=setting.seed),
                                    optuna.pruners.ThresholdPruner(lower=2.0))
 
-    try:
+    with strategies.REGISTRY.temporarily("test_prune_always", _always):
         study = nas_hpo.run({"space": {"name": "resnet_blocks", "base_width": 4},
                              "objective": {"name": "train", "epochs": 3}},
                             strategy="test_prune_always", n_trials=1, storage=storage,
                             study_name="prune")
-    finally:
-        strategies._REGISTRY._entries.pop("test_prune_always")
     t = study.trials[0]
     assert t.state == optuna.trial.TrialState.PRUNED
     assert list(t.intermediate_values) == [1]
-    assert runner.FINISHED  # pruned trials count toward the budget
+    assert optuna.trial.TrialState.PRUNED in FINISHED  # pruned trials count toward the budget
 
 
 def test_memory_storage_runs_without_a_file(tmp_path, monkeypatch):
@@ -260,8 +262,7 @@ def test_user_attributes_land_on_the_trial_in_memory_and_on_a_database(where, tm
     # In memory they are held during the trial and written in one step at its end; on a
     # database in the transaction that finishes it. Either way: all of them, the objective's
     # own over what its context set earlier, failed trials included.
-    from nas_hpo._objective import Result, TrialFailure
-    from nas_hpo._runner import trial_seed
+    from nas_hpo import Result, TrialFailure
 
     space = depth_space()
 

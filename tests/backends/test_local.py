@@ -15,13 +15,11 @@ import psutil
 import pytest
 
 import nas_hpo
-import nas_hpo._runner
 from nas_hpo._progress import Progress
-from nas_hpo._runner import trial_seed
-from nas_hpo._storage import WORKER_ATTR, open_storage, recover_stale
+from nas_hpo.study import WORKER_ATTR, epochs_spent, open_storage, recover_stale, trial_seed
 
 TOY = "tests.toy_objectives:slow_kernel_sum"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXE = str(Path(sys.executable).parent / "nas-hpo")
 
 
@@ -234,7 +232,7 @@ def test_budget_by_epochs_spent_stops_cleanly(tmp_path):
                         storage=storage, study_name="epochs")
     # 2 epochs per trial: after 3 trials 6 >= 5 epochs are spent, and no new trial starts.
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
-    assert nas_hpo._runner.epochs_spent(study) == 6
+    assert epochs_spent(study) == 6
     again = nas_hpo.run({"budget": {"n_trials": 50, "max_epochs": 5}}, space="resnet_blocks",
                         objective="tests.toy_objectives:two_epochs", strategy="random",
                         storage=storage, study_name="epochs")

@@ -12,9 +12,10 @@ import sqlalchemy
 
 import nas_hpo
 from nas_hpo import Categorical, Integer, SearchSpace
-from nas_hpo._runner import _attrs_at_finish, _stamp_new_trials, trial_seed
-from nas_hpo._spec import load_spec
-from nas_hpo._storage import WORKER_ATTR, _on_network_fs, open_storage
+from nas_hpo.study import WORKER_ATTR, load_spec, open_storage, trial_seed
+from nas_hpo.study._internals import _attrs_at_finish
+from nas_hpo.study._internals import stamp_new_trials as _stamp_new_trials
+from nas_hpo.study._storage import _on_network_fs
 
 
 def _space() -> SearchSpace:
@@ -49,7 +50,7 @@ def test_network_file_systems_keep_the_rollback_journal():
 
 
 def test_heartbeat_is_on_for_database_servers_and_off_for_sqlite_unless_asked(tmp_path):
-    from nas_hpo._runner import open_study, prepare
+    from nas_hpo.study import open_study, prepare
 
     def heartbeat(**study):
         spec = load_spec({"space": {"name": "chain"}, "objective": {"name": "cost"},

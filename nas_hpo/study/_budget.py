@@ -1,0 +1,93 @@
+"""The budget of a study: how many trials, how long, how many epochs, how many failures.
+
+Every backend asks the same ``Budget`` before it starts a trial, so a study stops for the same
+reasons wherever it runs: the study holds ``n_trials`` counted trials (its own, other
+processes' and other runs'; forbidden draws are not counted), this run's share of them is
+done, the ``timeout_s`` of this run is over, the trials spent ``max_epochs`` epochs, or the
+objective is broken (``max_failures`` failed trials in the study, ``max_failures_in_a_row``
+in a row in this process). Trials running when it stops finish.
+"""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+
+from nas_hpo.study._internals import FINISHED, counted
+from nas_hpo.study._spec import StudySpec
+
+__all__ = ["Budget", "StudyAborted", "epochs_spent"]
+
+
+class StudyAborted(RuntimeError):
+    """The study was stopped before its budget was spent (a broken objective); the message
+    names the limit and the last failure's reason."""
+
+
+def epochs_spent(study: optuna.Study) -> int:
+    """Training epochs the study's finished trials spent: one per intermediate value (the
+    ``train`` objective reports once per epoch), so pruned and failed trials count what they
+    trained before they stopped."""
+    return sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False,
+                                                                      states=FINISHED))
+
+
+class Budget:
+    """What is left of a study's budget for this process. ``quota``: the trials this process
+    may add (None: up to ``n_trials`` in the study); ``shared``: other processes may add
+    trials too, so the study is counted in the storage before each trial."""
+
+    def __init__(self, spec: StudySpec, study: optuna.Study, *, quota: int | None = None,
+                 shared: bool = True) -> None:
+        self.spec, self.study, self.shared = spec, study, shared
+        self.quota = quota
+        self.started = 0
+        self.deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
+        self.in_a_row = 0
+        self.aborted: str | None = None
+        self._last_reason: str | None = None
+
+    def stop_reason(self) -> str | None:
+        """Why no further trial may start (None: one may)."""
+        if self.aborted is not None:
+            return self.aborted
+        if self.quota is not None and self.started >= self.quota:
+            return "this run's share of n_trials is done"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return f"timeout_s ({self.spec.timeout_s:g} s) is over"
+        if self.spec.max_epochs is not None and epochs_spent(self.study) >= self.spec.max_epochs:
+            return f"max_epochs ({self.spec.max_epochs}) spent"
+        if (self.shared or self.quota is None) and counted(self.study) >= self.spec.n_trials:
+            return f"the study holds n_trials ({self.spec.n_trials}) trials"
+        return None
+
+    def started_one(self) -> None:
+        self.started += 1
+
+    def finished_one(self, state: optuna.trial.TrialState, reason: str | None = None) -> None:
+        """Count a trial's outcome; a broken objective trips ``max_failures`` /
+        ``max_failures_in_a_row`` (see ``aborted``)."""
+        if state != optuna.trial.TrialState.FAIL:
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        self._last_reason = reason
+        spec = self.spec
+        if spec.max_failures_in_a_row is not None and self.in_a_row >= spec.max_failures_in_a_row:
+            self._abort(f"{self.in_a_row} trials in a row failed ([budget] "
+                        f"max_failures_in_a_row = {spec.max_failures_in_a_row})")
+        elif spec.max_failures is not None:
+            failed = len(self.study.get_trials(deepcopy=False,
+                                               states=(optuna.trial.TrialState.FAIL,)))
+            if failed >= spec.max_failures:
+                self._abort(f"the study holds {failed} failed trials ([budget] max_failures = "
+                            f"{spec.max_failures})")
+
+    def _abort(self, why: str) -> None:
+        self.aborted = f"{why}; the last failure: {self._last_reason}"
+
+    def raise_if_aborted(self) -> None:
+        if self.aborted is not None:
+            raise StudyAborted(f"{self.spec.source}: study {self.spec.study_name!r} stopped: "
+                               f"{self.aborted}")

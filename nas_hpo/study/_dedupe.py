@@ -1,0 +1,112 @@
+"""Architectures already evaluated: a proposal whose architecture (at the same fidelity) has a
+finished, complete trial in the study is answered from that trial instead of evaluated again.
+
+NAS spaces are small next to HPO's and samplers repeat themselves (random search on
+NAS-Bench-201 draws a repeat within ~150 trials; evolution and NSGA-II breed children equal to
+a parent). The repeat is recorded as a trial of its own (the sampler sees its value; it counts
+towards ``n_trials``) with ``duplicate_of``: the number of the trial it was answered from.
+Failed and pruned trials are evaluated again (a failure may be transient, a pruning depends on
+the trials around it). ``[strategy] reevaluate = true`` evaluates every proposal (noisy
+objectives). Two processes proposing the same new architecture at the same moment both
+evaluate it: only finished trials are looked up.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import optuna
+
+from nas_hpo.study._internals import rdb_backend
+
+__all__ = ["ArchRecord", "answer_attrs", "fidelity_key"]
+
+#: Attributes of the answering trial that describe the run, not the architecture.
+_OWN = frozenset({"seed", "fail_reason", "fail_traceback", "duplicate_of", "warm_start",
+                  "ray_trial_id", "budget"})
+
+
+def fidelity_key(fidelity: Any) -> str:
+    return "" if not fidelity else json.dumps(fidelity, sort_keys=True)
+
+
+class ArchRecord:
+    """The complete trials of a study by (architecture key, fidelity)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        self._own: dict[tuple[str, str], int] = {}
+        self._memory = type(study._storage) is optuna.storages.InMemoryStorage
+        self._backend = rdb_backend(study)
+        self._scanned: dict[tuple[str, str], int] = {}
+        self._scanned_numbers: set[int] = set()
+
+    def add(self, arch: str, fidelity: Any, number: int) -> None:
+        """A complete trial this process recorded."""
+        self._own.setdefault((arch, fidelity_key(fidelity)), number)
+
+    def find(self, arch: str, fidelity: Any) -> optuna.trial.FrozenTrial | None:
+        """A complete trial of ``arch`` at ``fidelity``, or None."""
+        key = (arch, fidelity_key(fidelity))
+        number = self._own.get(key)
+        if number is None and not self._memory:  # other processes may have added it
+            number = self._query(key) if self._backend is not None else self._scan(key)
+        if number is None:
+            return None
+        return self.study._storage.get_trial(
+            self.study._storage.get_trial_id_from_study_id_trial_number(
+                self.study._study_id, number))
+
+    def _query(self, key: tuple[str, str]) -> int | None:
+        backend = self._backend
+        try:
+            with backend.engine.connect() as connection:
+                rows = connection.execute(_arch_query(self.study._study_id),
+                                          {"arch": json.dumps(key[0])}).all()
+        except Exception:  # another Optuna schema: the public, slower way
+            self._backend = None
+            return self._scan(key)
+        for number, budget_json in sorted(rows):
+            budget = json.loads(budget_json) if budget_json is not None else None
+            if fidelity_key(budget) == key[1]:
+                return int(number)
+        return None
+
+    def _scan(self, key: tuple[str, str]) -> int | None:
+        for t in self.study.get_trials(deepcopy=False,
+                                       states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.number in self._scanned_numbers:
+                continue
+            self._scanned_numbers.add(t.number)
+            arch = t.user_attrs.get("arch")
+            if arch is not None:
+                self._scanned.setdefault((arch, fidelity_key(t.user_attrs.get("budget"))),
+                                         t.number)
+        return self._scanned.get(key)
+
+
+def answer_attrs(original: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """What a repeat of ``original`` records: its measurements and ``duplicate_of``."""
+    attrs = {k: v for k, v in original.user_attrs.items() if k not in _OWN}
+    attrs["duplicate_of"] = original.user_attrs.get("duplicate_of", original.number)
+    return attrs
+
+
+@functools.lru_cache(maxsize=64)
+def _arch_query(study_id: int) -> Any:
+    """(number, budget JSON) of the study's complete trials whose ``arch`` is ``:arch``."""
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    arch = sa.orm.aliased(attr)
+    budget = sa.orm.aliased(attr)
+    return (sa.select(trial.number, budget.value_json)
+            .join(arch, sa.and_(arch.trial_id == trial.trial_id, arch.key == "arch"))
+            .outerjoin(budget, sa.and_(budget.trial_id == trial.trial_id,
+                                       budget.key == "budget"))
+            .where(trial.study_id == study_id,
+                   trial.state == optuna.trial.TrialState.COMPLETE,
+                   arch.value_json == sa.bindparam("arch")))

@@ -1,0 +1,365 @@
+"""The trial lifecycle: ask the strategy → a config of the active parameters → forbidden or
+duplicate → evaluate → record. Every backend runs this one path; none re-implements a step.
+
+``Lifecycle.propose`` (where the study is) asks Optuna for a trial, stamps its worker and
+seed, draws the config through the space (``SearchSpace.suggest``), records a forbidden draw
+(PRUNED, its clause, not counted, drawn again; a strategy that cannot see the clauses gets the
+nearest valid config next) and answers a repeat of an evaluated architecture from the record.
+What is left is evaluated by an ``Evaluator`` wherever the backend runs it, and
+``Lifecycle.record`` turns its ``Outcome`` into the trial's final state with every attribute.
+``Lifecycle.run_one`` is the three together in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+
+from nas_hpo import strategies
+from nas_hpo._objective import Context, TrialFailure
+from nas_hpo.space import (
+    MAX_FORBIDDEN_DRAWS,
+    ForbiddenConfigurationError,
+    forbidden_streak_error,
+)
+from nas_hpo.study._budget import Budget
+from nas_hpo.study._dedupe import ArchRecord, answer_attrs
+from nas_hpo.study._evaluate import FAIL, INTERRUPTED, Evaluator, Outcome
+from nas_hpo.study._internals import AttrWriter, stamp_new_trials
+from nas_hpo.study._open import describer
+from nas_hpo.study._plan import Plan
+from nas_hpo.study._recovery import WORKER_ATTR, fail_trial, recover_stale, worker_id
+from nas_hpo.study._seeds import FirstTrialSeeded, trial_seed
+
+__all__ = ["Lifecycle", "OptunaContext", "Proposal"]
+
+_log = logging.getLogger("nas_hpo")
+try:  # where Optuna keeps a trial's constraints (optuna 3.x-5.x)
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+except ImportError:  # pragma: no cover
+    _CONSTRAINTS_KEY = "constraints"
+#: Per-trial lines in Optuna's own logger tree: Optuna's handler and verbosity apply (``-q``).
+_trials_log = optuna.logging.get_logger("optuna.nas_hpo")
+
+
+@dataclass
+class Proposal:
+    """A trial asked for and drawn: its config, seed and fidelity, and the study's population
+    as the objective reads it; ``duplicate_of`` when it was answered from the record.
+    ``trial`` is Optuna's trial object where this process asked for it (a Ray sweep restored
+    after its driver died knows only ``trial_id`` and ``number``)."""
+
+    trial_id: int
+    number: int
+    config: dict[str, Any]
+    seed: int
+    fidelity: dict[str, Any] | None = None
+    population: list[dict[str, Any]] = field(default_factory=list)
+    duplicate_of: int | None = None
+    trial: optuna.trial.Trial | None = field(default=None, repr=False, compare=False)
+
+    def plain(self) -> dict[str, Any]:
+        """What a checkpoint keeps of it (everything but the trial object)."""
+        return {"trial_id": self.trial_id, "number": self.number, "config": self.config,
+                "seed": self.seed, "fidelity": self.fidelity}
+
+
+class OptunaContext(Context):
+    """The context of a trial evaluated where the study is: reports go to ``trial.report`` and
+    the strategy's pruner; attributes are written to the trial at once."""
+
+    def __init__(self, proposal: Proposal) -> None:
+        super().__init__(proposal.seed, proposal.fidelity, proposal.population)
+        assert proposal.trial is not None
+        self.trial = proposal.trial
+
+    def report(self, value: float, step: int) -> None:
+        super().report(value, step)
+        if not math.isfinite(value):
+            raise TrialFailure(f"intermediate value {value} at step {step} is not finite")
+        self.trial.report(float(value), step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} with value {value:.4g}")
+
+    def set_attr(self, key: str, value: Any) -> None:
+        super().set_attr(key, value)
+        self.trial.set_user_attr(key, value)
+
+
+class Lifecycle:
+    """The lifecycle of the trials one process adds to ``study`` (a context manager: it
+    installs its storage shortcuts and the first-trial seeding of the strategy, and takes
+    them away when it ends). ``on_record(state, forbidden)`` is called after every trial it
+    records (the progress line)."""
+
+    def __init__(self, plan: Plan, study: optuna.Study, *, budget: Budget,
+                 on_record: Callable[[optuna.trial.TrialState, bool], None] | None = None
+                 ) -> None:
+        self.plan, self.study, self.budget = plan, study, budget
+        self.spec = plan.spec
+        self.on_record = on_record
+        self.me = worker_id()
+        self.in_memory = type(study._storage) is optuna.storages.InMemoryStorage
+        self.record_index = ArchRecord(study)
+        self.streak = 0
+        self.forbidden = 0
+        self._rng = np.random.default_rng([plan.spec.seed, 0xF0B1])
+        self.multi_fidelity = plan.strategy.multi_fidelity
+        self.population_keys = tuple(plan.objective.population_attrs)
+        self._heartbeat = _heartbeat_interval(study)
+        self._writer: AttrWriter | None = None
+        self._undo_stamp: Callable[[], None] = lambda: None
+        self._sampler: FirstTrialSeeded | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def __enter__(self) -> Lifecycle:
+        study = self.study
+        self._writer = AttrWriter(study)
+        if not self.in_memory:  # nothing else can see an in-memory study's trials
+            self._undo_stamp = stamp_new_trials(study, self.me)
+        self._sampler = FirstTrialSeeded(
+            self.plan.strategy.sampler,
+            lambda seed: self.plan.strategy_with_seed(seed).sampler, self.spec.seed)
+        study.sampler = self._sampler
+        study.pruner = self.plan.strategy.pruner
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._undo_stamp()
+        self._undo_stamp = lambda: None
+        if self._sampler is not None:
+            self.study.sampler = self._sampler.inner
+            self._sampler = None
+
+    @property
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        """The sampler this process's trials are drawn with (Ray's searcher asks it)."""
+        return self._sampler if self._sampler is not None else self.study.sampler
+
+    # ------------------------------------------------------------------ propose
+
+    def _ask(self) -> optuna.trial.Trial:
+        if self._heartbeat:
+            recover_stale(self.study, describer(self.plan))
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats are meant for Study.optimize; this lifecycle
+            # beats the heart itself (``evaluate_here``) and fails stale trials above.
+            warnings.simplefilter("ignore", UserWarning)
+            trial = self.study.ask()
+        if not self.in_memory:
+            # Which process runs the trial, so that a later run can tell it died
+            # (recover_stale); created trials carry it already, queued ones do not.
+            created = getattr(trial, "_cached_frozen_trial", None)
+            if created is None or created.system_attrs.get(WORKER_ATTR) != self.me:
+                self.study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR,
+                                                          self.me)
+        return trial
+
+    def put(self, trial_id: int, key: str, value: Any) -> None:
+        """A user attribute of the trial ``trial_id``, written with its final state."""
+        assert self._writer is not None, "use the Lifecycle as a context manager"
+        self._writer.put(trial_id, key, value)
+
+    def propose(self) -> Proposal:
+        """The next trial to evaluate, or an answered repeat (``duplicate_of`` set): both count
+        towards ``n_trials``. Forbidden draws in between are recorded and not counted."""
+        space = self.plan.space
+        while True:
+            trial = self._ask()
+            tid = trial._trial_id
+            seed = trial_seed(self.spec.seed, trial.number)
+            self.put(tid, "seed", seed)
+            try:
+                config = space.suggest(trial)
+            except ForbiddenConfigurationError:
+                self._forbidden(trial)
+                continue
+            self.streak = 0
+            arch = space.arch_key(config)
+            self.put(tid, "arch", arch)
+            fidelity = None
+            if self.multi_fidelity:  # the sampler chose it (e.g. {"epochs": 3})
+                fidelity = self.study._storage.get_trial_system_attrs(
+                    trial._trial_id).get(strategies.FIDELITY_ATTR)
+                if fidelity:
+                    self.put(tid, "budget", fidelity)
+            proposal = Proposal(tid, trial.number, config, seed, fidelity or None, trial=trial)
+            if not self.spec.reevaluate:
+                original = self.record_index.find(arch, proposal.fidelity)
+                if original is not None:
+                    self._answer(proposal, original)
+                    return proposal
+            if self.population_keys:
+                proposal.population = self.population()
+            self.budget.started_one()
+            return proposal
+
+    def population(self) -> list[dict[str, Any]]:
+        """The ``population_attrs`` of the study's complete trials that have all of them."""
+        keys = self.population_keys
+        trials = self.study.get_trials(deepcopy=False,
+                                       states=(optuna.trial.TrialState.COMPLETE,))
+        return [{k: t.user_attrs[k] for k in keys} for t in trials
+                if all(k in t.user_attrs for k in keys)]
+
+    def _forbidden(self, trial: optuna.trial.Trial) -> None:
+        """A draw that hit a forbidden clause: PRUNED with the clause (``suggest`` set it),
+        not counted; a strategy that cannot see the clauses gets the nearest valid config
+        as its next trial."""
+        self._tell(trial._trial_id, trial, optuna.trial.TrialState.PRUNED, None)
+        self.forbidden += 1
+        self.streak += 1
+        if self.on_record is not None:
+            self.on_record(optuna.trial.TrialState.PRUNED, True)
+        if self.streak >= MAX_FORBIDDEN_DRAWS:
+            raise forbidden_streak_error(self.plan.space, self.streak)
+        if self.plan.strategy.repair_forbidden:
+            params = self.study._storage.get_trial(trial._trial_id).params
+            repaired = self.plan.space.repair(params, self._rng)
+            self.study.enqueue_trial(repaired, user_attrs={"repaired_from": trial.number})
+
+    def _answer(self, proposal: Proposal, original: optuna.trial.FrozenTrial) -> None:
+        """Record ``proposal`` with the values and measurements of ``original``."""
+        attrs = answer_attrs(original)
+        proposal.duplicate_of = attrs["duplicate_of"]
+        self.budget.started_one()
+        self.record(proposal, Outcome("COMPLETE", tuple(original.values), attrs))
+
+    # ------------------------------------------------------------------ evaluate, record
+
+    def evaluate_here(self, proposal: Proposal, evaluator: Evaluator) -> Outcome:
+        """Evaluate ``proposal`` in this process, its reports going to the pruner. A Ctrl-C
+        records the trial as interrupted, with what it had measured, and goes through."""
+        attrs: dict[str, Any] = {}
+        with _Heartbeat(self.study, proposal.trial_id, self._heartbeat):
+            try:
+                return evaluator.evaluate(proposal.config, OptunaContext(proposal), attrs)
+            except KeyboardInterrupt:
+                self.record(proposal, Outcome(FAIL, attrs=attrs, reason=INTERRUPTED))
+                raise
+
+    def record(self, proposal: Proposal, outcome: Outcome) -> None:
+        """The trial's final state, values and attributes, in one write where the storage
+        allows; a failure is logged as one line (its traceback stays on the trial)."""
+        attrs = dict(outcome.attrs)
+        if outcome.state == FAIL:
+            attrs["fail_reason"] = outcome.reason or "failed"
+            if outcome.traceback:
+                attrs["fail_traceback"] = outcome.traceback
+        for key, value in attrs.items():
+            self.put(proposal.trial_id, key, value)
+        constraints = self.plan.strategy.constraints
+        if constraints:
+            # Optuna's trial constraints (feasible when <= 0) from bounds on what the trial
+            # recorded; a trial without the attribute cannot be shown feasible.
+            for key, bound in constraints.items():
+                value = attrs.get(key)
+                value = math.inf if value is None else float(value) - float(bound)
+                self.study._storage.set_trial_system_attr(
+                    proposal.trial_id, f"{_CONSTRAINTS_KEY}:{key}", value)
+        state = outcome.trial_state
+        values = list(outcome.values) if outcome.values is not None else None
+        self._tell(proposal.trial_id, proposal.trial or proposal.number, state, values)
+        if state == optuna.trial.TrialState.COMPLETE and proposal.duplicate_of is None:
+            self.record_index.add(self.plan.space.arch_key(proposal.config),
+                                  proposal.fidelity, proposal.number)
+        self._log(proposal, outcome)
+        self.budget.finished_one(state, attrs.get("fail_reason"))
+        if self.on_record is not None:
+            self.on_record(state, False)
+
+    def _tell(self, trial_id: int, trial: optuna.trial.Trial | int,
+              state: optuna.trial.TrialState, values: list[float] | None) -> None:
+        assert self._writer is not None
+        self._writer.before_tell(trial_id, trial if not isinstance(trial, int) else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # heartbeat outside Study.optimize
+            self.study.tell(trial, values if values is None or len(values) > 1 else values[0],
+                            state=state)
+
+    def _log(self, proposal: Proposal, outcome: Outcome) -> None:
+        number = proposal.number
+        if outcome.state == "COMPLETE":
+            values = ", ".join(f"{v:.6g}" for v in outcome.values or ())
+            more = (f" (answered from trial {proposal.duplicate_of}: same architecture)"
+                    if proposal.duplicate_of is not None else "")
+            _trials_log.info("Trial %d finished with value(s) %s%s; arch %s", number, values,
+                             more, outcome.attrs.get("arch",
+                                                     self.plan.space.arch_key(proposal.config)))
+        elif outcome.state == "PRUNED":
+            _trials_log.info("Trial %d pruned. %s", number, outcome.reason or "")
+        else:
+            note = " (traceback in its fail_traceback attribute)" if outcome.traceback else ""
+            _log.warning("trial %d failed: %s%s", number, outcome.reason, note)
+
+    def run_one(self, evaluator: Evaluator) -> None:
+        """Propose, evaluate here and record one counted trial."""
+        proposal = self.propose()
+        if proposal.duplicate_of is None:
+            self.record(proposal, self.evaluate_here(proposal, evaluator))
+
+    def fail_interrupted(self) -> None:
+        """After a Ctrl-C: fail what this process left RUNNING. ``evaluate_here`` fails its
+        own trial, but the interrupt can land where Optuna has created the trial and the
+        config is not drawn yet (the sampler's ``before_trial``), or while a result is told."""
+        try:
+            for t in self.study.get_trials(deepcopy=False,
+                                           states=(optuna.trial.TrialState.RUNNING,)):
+                if self.in_memory or t.system_attrs.get(WORKER_ATTR) == self.me:
+                    fail_trial(self.study._storage, t, INTERRUPTED, describer(self.plan))
+        except Exception as e:  # the next run's recover_stale fails them (this process is gone)
+            _log.warning("could not fail the interrupted trials: %s: %s", type(e).__name__, e)
+
+
+def _heartbeat_interval(study: optuna.Study) -> int | None:
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = study._storage
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        return storage.get_heartbeat_interval()
+    return None
+
+
+class _Heartbeat:
+    """Optuna's heartbeat of a running trial (what ``Study.optimize`` runs): the storage
+    hears from the trial every ``interval`` seconds, so that a lost worker's trial is failed
+    once its heartbeat is stale."""
+
+    def __init__(self, study: optuna.Study, trial_id: int, interval: int | None) -> None:
+        self.storage, self.trial_id, self.interval = study._storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while True:
+            self.storage.record_heartbeat(self.trial_id)
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        if self.interval:
+            self._thread = threading.Thread(target=self._beat, daemon=True,
+                                            name="nas-hpo-heartbeat")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+

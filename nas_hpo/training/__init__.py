@@ -1,0 +1,40 @@
+"""Training helpers shared by the training objectives (``train``, ``learning_curve``,
+``supernet``) and the zero-cost proxies: the recipe (optimizers, schedules, augmentation,
+precision, evaluation), the CPU rewrites of a network, and the common options."""
+
+from __future__ import annotations
+
+from nas_hpo.training._cpu import (
+    MIN_POOL_PIXELS,
+    avg_pools_as_convs,
+    avoid_strided_pointwise_convs,
+    pytorch_avg_pools,
+)
+from nas_hpo.training._options import TrainingOptions, check_device
+from nas_hpo.training._recipe import (
+    AUGMENT,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    autocast_dtype,
+    evaluate,
+    resolve_device,
+    subset,
+)
+
+__all__ = [
+    "AUGMENT",
+    "MIN_POOL_PIXELS",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "SCHEDULES",
+    "TrainingOptions",
+    "autocast_dtype",
+    "avg_pools_as_convs",
+    "avoid_strided_pointwise_convs",
+    "check_device",
+    "evaluate",
+    "pytorch_avg_pools",
+    "resolve_device",
+    "subset",
+]
