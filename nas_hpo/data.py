@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from nas_hpo._registry import Registry
 __all__ = [
     "AUGMENTATIONS",
     "DEFAULT",
+    "REGISTRY",
     "Source",
     "Splits",
     "default_data_dir",
@@ -85,13 +87,16 @@ class Source:
 
 
 Reader = Callable[[Path, bool, int], Source]
-_DATASETS: Registry[Reader] = Registry("dataset")
+#: Name → reader; metadata: ``embedded`` (it needs no files: the contract tests load it),
+#: ``num_classes``.
+REGISTRY: Registry[Reader] = Registry("dataset")
+_DATASETS = REGISTRY
 
 
-def register(name: str) -> Callable[[Reader], Reader]:
+def register(name: str, **meta: Any) -> Callable[[Reader], Reader]:
     """Register a dataset reader ``f(data_dir, download, image_size) -> Source`` under
     ``name`` (then ``dataset = "name"`` in a study file); a duplicate name is an error."""
-    return _DATASETS.register(name)
+    return REGISTRY.register(name, **meta)
 
 
 def default_data_dir() -> Path:
@@ -100,7 +105,7 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "nas-hpo" / "data"
 
 
-@_DATASETS.register("digits")
+@_DATASETS.register("digits", embedded=True, num_classes=10)
 def _digits(data_dir: Path, download: bool, image_size: int) -> Source:
     """scikit-learn's bundled 8×8 handwritten digits (1,797 real images, no download)."""
     from sklearn.datasets import load_digits
@@ -141,13 +146,16 @@ def _torchvision(cls_name: str, *, augment: str, num_classes: int) -> Reader:
     return read
 
 
-_DATASETS.add("cifar10", _torchvision("CIFAR10", augment="crop_flip", num_classes=10))
-_DATASETS.add("cifar100", _torchvision("CIFAR100", augment="crop_flip", num_classes=100))
-_DATASETS.add("mnist", _torchvision("MNIST", augment="none", num_classes=10))
-_DATASETS.add("fashion_mnist", _torchvision("FashionMNIST", augment="none", num_classes=10))
+_DATASETS.add("cifar10", _torchvision("CIFAR10", augment="crop_flip", num_classes=10),
+              num_classes=10)
+_DATASETS.add("cifar100", _torchvision("CIFAR100", augment="crop_flip", num_classes=100),
+              num_classes=100)
+_DATASETS.add("mnist", _torchvision("MNIST", augment="none", num_classes=10), num_classes=10)
+_DATASETS.add("fashion_mnist", _torchvision("FashionMNIST", augment="none", num_classes=10),
+              num_classes=10)
 
 
-@_DATASETS.register("svhn")
+@_DATASETS.register("svhn", num_classes=10)
 def _svhn(data_dir: Path, download: bool, image_size: int) -> Source:
     """torchvision's SVHN (train and test splits; ``extra`` is not used). Digits are not
     mirror-symmetric, so its augmentation is crops only."""

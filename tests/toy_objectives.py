@@ -56,3 +56,39 @@ def two_epochs(config: dict, ctx) -> float:
 def params_of_nb201(config: dict) -> float:
     """A score that needs no training: how many operations are convolutions."""
     return float(sum(str(v).startswith("nor_conv") for v in config.values()))
+
+
+def sometimes_broken(config: dict) -> float:
+    """``kernel_sum``, except that a first block of kernel 3 divides by zero (a bug)."""
+    if config["b1_kernel"] == 3:
+        return 1 / 0
+    return kernel_sum(config)
+
+
+def threads_used(config: dict, ctx) -> float:
+    """Records how many torch threads the trial runs with."""
+    import torch
+
+    ctx.set_attr("torch_threads", torch.get_num_threads())
+    return kernel_sum(config)
+
+
+def tiny_space(choices: int = 3):
+    """A ``module:function`` space: three categorical parameters, ``choices ** 3``
+    architectures (so that a few dozen trials must repeat some)."""
+    from nas_hpo import Categorical, SearchSpace
+
+    return SearchSpace([Categorical(f"p{i}", list(range(choices))) for i in range(3)])
+
+
+def tiny_two(config: dict) -> tuple[float, float]:
+    """Two values of a ``tiny_space`` config, for NSGA-II."""
+    return float(config["p0"] + config["p1"]), float(config["p2"])
+
+
+def nb201_convs(config: dict) -> float:
+    """``params_of_nb201`` after a moment, so that two runs overlap."""
+    import time
+
+    time.sleep(0.05)
+    return params_of_nb201(config)

@@ -185,7 +185,7 @@ class _StudySearcher(Searcher):
                 if life.budget.stop_reason() is not None:
                     return Searcher.FINISHED
                 proposal = life.propose()
-                if proposal.duplicate_of is None:
+                if proposal.to_evaluate:  # not a repeat answered now or when its twin ends
                     break
         except Exception as e:  # e.g. a sampler stuck on forbidden draws: raised after fit
             self.error = e

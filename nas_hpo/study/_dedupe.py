@@ -6,9 +6,11 @@ NAS-Bench-201 draws a repeat within ~150 trials; evolution and NSGA-II breed chi
 a parent). The repeat is recorded as a trial of its own (the sampler sees its value; it counts
 towards ``n_trials``) with ``duplicate_of``: the number of the trial it was answered from.
 Failed and pruned trials are evaluated again (a failure may be transient, a pruning depends on
-the trials around it). ``[strategy] reevaluate = true`` evaluates every proposal (noisy
-objectives). Two processes proposing the same new architecture at the same moment both
-evaluate it: only finished trials are looked up.
+the trials around it). A repeat of an architecture this process is evaluating right now (a Ray
+driver runs several trials at once) waits for that evaluation and takes its outcome, whatever
+it is. ``[strategy] reevaluate = true`` evaluates every proposal (noisy objectives). Two
+processes proposing the same new architecture at the same moment both evaluate it: across
+processes only finished trials are looked up.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import optuna
 
 from nas_hpo.study._internals import rdb_backend
 
-__all__ = ["ArchRecord", "answer_attrs", "fidelity_key"]
+__all__ = ["OWN_ATTRS", "ArchRecord", "answer_attrs", "fidelity_key"]
 
-#: Attributes of the answering trial that describe the run, not the architecture.
-_OWN = frozenset({"seed", "fail_reason", "fail_traceback", "duplicate_of", "warm_start",
-                  "ray_trial_id", "budget"})
+#: Attributes of the answering trial that describe its run, not the architecture.
+OWN_ATTRS = frozenset({"seed", "fail_reason", "fail_traceback", "duplicate_of", "warm_start",
+                       "ray_trial_id", "budget"})
 
 
 def fidelity_key(fidelity: Any) -> str:
@@ -89,7 +91,7 @@ class ArchRecord:
 
 def answer_attrs(original: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """What a repeat of ``original`` records: its measurements and ``duplicate_of``."""
-    attrs = {k: v for k, v in original.user_attrs.items() if k not in _OWN}
+    attrs = {k: v for k, v in original.user_attrs.items() if k not in OWN_ATTRS}
     attrs["duplicate_of"] = original.user_attrs.get("duplicate_of", original.number)
     return attrs
 

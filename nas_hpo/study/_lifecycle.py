@@ -31,7 +31,7 @@ from nas_hpo.space import (
     forbidden_streak_error,
 )
 from nas_hpo.study._budget import Budget
-from nas_hpo.study._dedupe import ArchRecord, answer_attrs
+from nas_hpo.study._dedupe import OWN_ATTRS, ArchRecord, answer_attrs, fidelity_key
 from nas_hpo.study._evaluate import FAIL, INTERRUPTED, Evaluator, Outcome
 from nas_hpo.study._internals import AttrWriter, stamp_new_trials
 from nas_hpo.study._open import describer
@@ -64,7 +64,15 @@ class Proposal:
     fidelity: dict[str, Any] | None = None
     population: list[dict[str, Any]] = field(default_factory=list)
     duplicate_of: int | None = None
+    #: The trial evaluating the same architecture right now: this one waits for its outcome
+    #: (recorded with it, as a repeat) and is not evaluated.
+    waits_for: int | None = None
     trial: optuna.trial.Trial | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def to_evaluate(self) -> bool:
+        """Whether a backend must evaluate it (not a repeat, answered now or later)."""
+        return self.duplicate_of is None and self.waits_for is None
 
     def plain(self) -> dict[str, Any]:
         """What a checkpoint keeps of it (everything but the trial object)."""
@@ -109,6 +117,10 @@ class Lifecycle:
         self.me = worker_id()
         self.in_memory = type(study._storage) is optuna.storages.InMemoryStorage
         self.record_index = ArchRecord(study)
+        # This process's trials being evaluated, by (architecture, fidelity), and the repeats
+        # proposed meanwhile that wait for their outcome (a Ray driver runs several at once).
+        self._flying: dict[tuple[str, str], int] = {}
+        self._waiting: dict[tuple[str, str], list[Proposal]] = {}
         self.streak = 0
         self.forbidden = 0
         self._rng = np.random.default_rng([plan.spec.seed, 0xF0B1])
@@ -199,11 +211,18 @@ class Lifecycle:
                 if fidelity:
                     self.put(tid, "budget", fidelity)
             proposal = Proposal(tid, trial.number, config, seed, fidelity or None, trial=trial)
+            key = (arch, fidelity_key(proposal.fidelity))
             if not self.spec.reevaluate:
                 original = self.record_index.find(arch, proposal.fidelity)
                 if original is not None:
                     self._answer(proposal, original)
                     return proposal
+                if key in self._flying:  # being evaluated: take that evaluation's outcome
+                    proposal.waits_for = self._flying[key]
+                    self._waiting.setdefault(key, []).append(proposal)
+                    self.budget.started_one()
+                    return proposal
+            self._flying[key] = proposal.number
             if self.population_keys:
                 proposal.population = self.population()
             self.budget.started_one()
@@ -275,9 +294,18 @@ class Lifecycle:
         state = outcome.trial_state
         values = list(outcome.values) if outcome.values is not None else None
         self._tell(proposal.trial_id, proposal.trial or proposal.number, state, values)
-        if state == optuna.trial.TrialState.COMPLETE and proposal.duplicate_of is None:
-            self.record_index.add(self.plan.space.arch_key(proposal.config),
-                                  proposal.fidelity, proposal.number)
+        if proposal.duplicate_of is None:
+            arch = self.plan.space.arch_key(proposal.config)
+            if state == optuna.trial.TrialState.COMPLETE:
+                self.record_index.add(arch, proposal.fidelity, proposal.number)
+            key = (arch, fidelity_key(proposal.fidelity))
+            if self._flying.get(key) == proposal.number:
+                del self._flying[key]
+            for waiting in self._waiting.pop(key, []):
+                waiting.duplicate_of, waiting.waits_for = proposal.number, None
+                self.record(waiting, Outcome(outcome.state, outcome.values, {
+                    **{k: v for k, v in attrs.items() if k not in OWN_ATTRS},
+                    "duplicate_of": proposal.number}, outcome.reason, outcome.traceback))
         self._log(proposal, outcome)
         self.budget.finished_one(state, attrs.get("fail_reason"))
         if self.on_record is not None:
@@ -310,7 +338,7 @@ class Lifecycle:
     def run_one(self, evaluator: Evaluator) -> None:
         """Propose, evaluate here and record one counted trial."""
         proposal = self.propose()
-        if proposal.duplicate_of is None:
+        if proposal.to_evaluate:
             self.record(proposal, self.evaluate_here(proposal, evaluator))
 
     def fail_interrupted(self) -> None:

@@ -26,13 +26,9 @@ def fresh_process_memory():
     sn._TRAINED.clear()
 
 
-@pytest.mark.parametrize("name, options", [("nb201", {"C": 4, "N": 1}),
-                                           ("darts", {"init_channels": 4, "layers": 5}),
-                                           ("resnet_blocks", {"base_width": 4}),
-                                           ("vit", {"max_depth": 3, "width_mult": 0.5}),
-                                           ("mobilenet", {"max_depth": 3, "width_mult": 0.25})])
-def test_a_path_of_the_supernet_is_the_built_network_with_its_weights(name, options):
-    space = spaces.get(name, **options)
+@pytest.mark.parametrize("name", [n for n in spaces.names() if spaces.meta(n).get("supernet")])
+def test_a_path_of_the_supernet_is_the_built_network_with_its_weights(name):
+    space = spaces.get(name, **spaces.meta(name)["test_options"])
     supernet = space.build_supernet(input_shape=(3, 16, 16), num_classes=7)
     # Non-trivial BN statistics and weights, so that a wrong mapping would show.
     supernet.train()

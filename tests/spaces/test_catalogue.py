@@ -12,17 +12,6 @@ from nas_hpo import SearchSpace, cost, spaces
 
 NAMES = spaces.names()
 
-# Sizes from the literature or closed forms (each space's own test derives its formula).
-KNOWN_SIZES = {
-    "resnet_blocks": 9**8,
-    "nb201": 5**6,  # NAS-Bench-201: 15,625 cells
-    "darts": (1 * 3 * 6 * 10 * 7**8) ** 2,  # input pairs × 7 ops per edge, normal × reduce
-    # Σ over depth n of Σ over j conv/dwsep layers before the mlp ones: 48^j · 12^(n-j)
-    "chain": sum(48**j * 12 ** (n - j) for n in range(1, 9) for j in range(n + 1)),
-    "mobilenet": sum(6**d for d in range(1, 5)) ** 5 * 6,  # 5 stages of depth 1-4, last block
-    "vit": 9 * sum(27**d for d in range(1, 9)),  # patch × width, 27 choices per layer
-}
-
 
 @pytest.fixture(params=NAMES)
 def space(request) -> SearchSpace:
@@ -79,7 +68,24 @@ def test_optuna_round_trip(space):
 
 
 def test_size_matches_the_known_count(space):
-    assert space.size() == KNOWN_SIZES[space.name]
+    """Each registration states its size (from the literature or a closed form, which the
+    space's own tests derive); the counting of the space model must agree."""
+    assert space.size() == spaces.meta(space.name)["size"]
+
+
+def test_registry_metadata_is_complete_and_agrees_with_the_space(space):
+    meta = spaces.meta(space.name)
+    assert {"size", "test_options"} <= set(meta)
+    assert space.has_supernet == bool(meta.get("supernet"))
+    small = spaces.get(space.name, **meta["test_options"])
+    model = small.build(small.sample(seed=0), input_shape=(1, 8, 8), num_classes=3)
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_a_space_registered_for_a_while_is_served_and_then_gone():
+    with spaces.REGISTRY.temporarily("tmp_space", lambda: SearchSpace([]), size=1):
+        assert "tmp_space" in spaces.names() and spaces.meta("tmp_space")["size"] == 1
+    assert "tmp_space" not in spaces.names()
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
