@@ -537,6 +537,26 @@ def test_neighbors_change_one_parameter_and_repair_activation():
     assert space.neighbors(config) == neighbors  # deterministic
 
 
+def test_repair_gives_the_nearest_valid_config():
+    space = SearchSpace(
+        [Integer("depth", 1, 3), Categorical("a", ["conv", "mlp"]),
+         Categorical("b", ["conv", "mlp"])],
+        {"b": GreaterThan("depth", 1)},
+        [ForbiddenAnd(ForbiddenEquals("a", "mlp"), ForbiddenEquals("b", "conv"))],
+    )
+    forbidden = {"depth": 2, "a": "mlp", "b": "conv"}
+    assert space.is_forbidden(forbidden)
+    for seed in range(10):
+        fixed = space.repair(forbidden, seed)
+        space.validate(fixed)
+        changed = {k for k in set(fixed) | set(forbidden) if fixed.get(k) != forbidden.get(k)}
+        assert len(changed) == 1 or changed == {"depth", "b"}  # one move (depth 1 drops b)
+    assert space.repair({"depth": 3, "a": "conv", "b": "mlp"}) == {"depth": 3, "a": "conv",
+                                                                     "b": "mlp"}
+    # Values missing or outside the space are completed from the defaults.
+    space.validate(space.repair({"depth": 2, "a": "nope"}))
+
+
 def test_mutate_changes_exactly_one_active_parameter_and_inherits_the_rest():
     space = layered()
     config = {"depth": 2, "layer1": "op3", "layer2": "op5"}
