@@ -70,7 +70,7 @@ def proxy(name: str, *, needs: Sequence[str] = (), batch_size: int | None = 64,
 
 _VOTE_ERROR = (
     "vote ranks a population of architectures, not one network: score its members "
-    "(e.g. {members}) for each architecture and combine them with zero_cost.vote(rows), or "
+    "(e.g. {members}) for each architecture and combine them with proxies.vote(rows), or "
     "use the zero_cost objective with proxy='vote'"
 )
 
