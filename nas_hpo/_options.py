@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-__all__ = ["Allowed", "check_declared", "option"]
+__all__ = ["AtLeast1", "AtLeast2", "Allowed", "NonNegative", "Positive", "Probability",
+           "allowed_in", "check_arguments", "check_declared", "option"]
 
 
 @dataclass(frozen=True)
@@ -31,26 +34,35 @@ class Allowed:
     choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None
     check: Callable[[Any], str | None] | None = None
 
-    def problem(self, name: str, value: Any) -> str | None:
-        """Why ``value`` is not allowed for option ``name`` (None: it is)."""
+    def issue(self, value: Any) -> str | None:
+        """What is wrong with ``value`` (None: nothing), without the option's name."""
         if self.choices is not None:
             known = list(self.choices() if callable(self.choices) else self.choices)
-            if value not in known:
-                return (f"{name}: unknown {value!r}; known: "
-                        f"{', '.join(sorted(map(str, known)))}")
+            try:
+                listed = value in known
+            except TypeError:  # an unhashable value against a set of choices
+                listed = False
+            if not listed:
+                return f"unknown {value!r}; known: {', '.join(sorted(map(str, known)))}"
         if any(b is not None for b in (self.ge, self.gt, self.le, self.lt)):
             if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or math.isnan(value)):
-                return f"{name} must be a number {self._range()}, got {value!r}"
+                    or not math.isfinite(value)):
+                return f"must be a finite number {self._range()}, got {value!r}"
             if not ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
                     and (self.le is None or value <= self.le)
                     and (self.lt is None or value < self.lt)):
-                return f"{name} must be {self._range()}, got {value!r}"
+                return f"must be {self._range()}, got {value!r}"
         if self.check is not None:
-            found = self.check(value)
-            if found:
-                return f"{name}: {found}"
+            return self.check(value)
         return None
+
+    def problem(self, name: str, value: Any) -> str | None:
+        """Why ``value`` is not allowed for option ``name`` (None: it is): ``"epochs must be
+        >= 1, got 0"``, ``"dataset: unknown 'x'; known: ..."``."""
+        found = self.issue(value)
+        if found is None:
+            return None
+        return f"{name} {found}" if found.startswith("must be") else f"{name}: {found}"
 
     def _range(self) -> str:
         low = (self.ge, "[") if self.ge is not None else (self.gt, "(")
@@ -70,6 +82,39 @@ class Allowed:
         if any(b is not None for b in (self.ge, self.gt, self.le, self.lt)):
             parts.append(self._range())
         return "; ".join(parts) or "any"
+
+
+# Options of plain factories (strategies, spaces): what they allow, in their type hints.
+NonNegative = Annotated[int, Allowed(ge=0)]
+AtLeast1 = Annotated[int, Allowed(ge=1)]
+AtLeast2 = Annotated[int, Allowed(ge=2)]
+Positive = Annotated[float, Allowed(gt=0)]
+Probability = Annotated[float, Allowed(ge=0, le=1)]
+
+
+def allowed_in(hint: Any) -> list[Allowed]:
+    """The ``Allowed`` of a type hint (``Annotated[int, Allowed(...)]``, also inside a
+    union), for the checks of options given to a plain factory."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return [a for a in typing.get_args(hint)[1:] if isinstance(a, Allowed)]
+    if origin in (typing.Union, types.UnionType):
+        return [a for h in typing.get_args(hint) for a in allowed_in(h)]
+    return []
+
+
+def check_arguments(fn: Callable[..., Any], arguments: dict[str, Any]) -> None:
+    """Check ``arguments`` of a plain factory against what its type hints allow
+    (``Annotated[..., Allowed(...)]``); ``ValueError`` names the first one not allowed."""
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable annotations: nothing declared to check
+        return
+    for name, value in arguments.items():
+        for rule in allowed_in(hints.get(name)):
+            problem = rule.problem(name, value)
+            if problem:
+                raise ValueError(problem)
 
 
 def option(default: Any, *, ge: float | None = None, gt: float | None = None,

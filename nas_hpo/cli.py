@@ -14,6 +14,17 @@ if TYPE_CHECKING:
     import optuna
 
 
+def _port(text: str) -> int:
+    """A TCP port for ``--port``: 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: give 1 to 65535")
+    return port
+
+
 def _cost(text: str | None) -> list[str] | None:
     """``--cost none`` / ``--cost params,flops``: the cost attributes measured."""
     if text is None:
@@ -268,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("study", nargs="?", help="study file (TOML) whose storage to serve")
     d.add_argument("--storage", help="Optuna storage URL (default sqlite:///nas_hpo.db)")
     d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=int, default=8080)
+    d.add_argument("--port", type=_port, default=8080)
     d.set_defaults(func=_dashboard)
     c = sub.add_parser("correlate", help="rank correlation of estimators with ground truth")
     c.add_argument("truth", help="study file (TOML), study name (with --storage) or CSV file")

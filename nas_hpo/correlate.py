@@ -76,12 +76,22 @@ def from_csv(path: str | Path, *, key: str = "arch", value: str = "accuracy") ->
     numeric columns usable as estimators."""
     import pandas as pd
 
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder, not a CSV file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a CSV file pandas can read ({e})") from None
     for column in (key, value):
         if column not in frame.columns:
             raise ValueError(f"{path}: no column {column!r}; columns: {', '.join(frame.columns)}")
-    configs = ([json.loads(c) if isinstance(c, str) else None for c in frame["config"]]
-               if "config" in frame.columns else [None] * len(frame))
+    try:
+        configs = ([json.loads(c) if isinstance(c, str) else None for c in frame["config"]]
+                   if "config" in frame.columns else [None] * len(frame))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: a value of the config column is not JSON ({e})") from None
     numeric = [c for c in frame.columns if c not in (key, value, "config")
                and frame[c].dtype.kind in "if"]
     attrs = [{c: float(row[c]) for c in numeric if not math.isnan(row[c])}
@@ -188,8 +198,9 @@ def scatter(truth: GroundTruth, estimates: Mapping[str, list[float]],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from nas_hpo.report import output_folder
+
+    out = output_folder(out_dir)
     by_name = {r.estimator: r for r in results}
     written = {}
     for name, values in estimates.items():

@@ -12,7 +12,7 @@ import optuna
 
 from nas_hpo.space import FORBIDDEN_ATTR
 
-__all__ = ["best_frame", "pareto_points", "summary", "trials_frame", "write"]
+__all__ = ["best_frame", "output_folder", "pareto_points", "summary", "trials_frame", "write"]
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL")
 
@@ -130,6 +130,22 @@ def pareto_points(points: list[tuple[float, float]], maximize: tuple[bool, bool]
     return keep
 
 
+def output_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder ``path`` (created): an existing file there, or one on the way, is a
+    ``ValueError`` naming it."""
+    out = Path(path)
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"--out {out}: {probe} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the folder: {e.strerror or e}") from None
+    return out
+
+
 def write(study: optuna.Study, out_dir: str | os.PathLike[str], *,
           formats: tuple[str, ...] = ("csv", "parquet")) -> dict[str, str]:
     """Write the report of ``study`` into ``out_dir``: the trials table (CSV / Parquet), the
@@ -143,8 +159,7 @@ def write(study: optuna.Study, out_dir: str | os.PathLike[str], *,
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as ovm
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
     written: dict[str, str] = {}
     frame = trials_frame(study)
     for fmt in formats:

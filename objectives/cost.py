@@ -40,7 +40,10 @@ class Cost(Objective):
     repeats: int = 10
 
     def __post_init__(self) -> None:
-        metrics = cost.check_metrics(self.metrics)
+        try:
+            metrics = cost.check_metrics(self.metrics)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"metrics: {e}") from None
         if not metrics:
             raise ValueError("metrics: give at least one of " + ", ".join(cost.METRICS))
         if len(set(metrics)) != len(metrics):

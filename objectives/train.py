@@ -98,6 +98,25 @@ class Train(TrainingOptions, Objective):
             shape = (shape[0], self.resolution, self.resolution)
         return shape, num_classes
 
+    def check_space(self, space: SearchSpace) -> None:
+        """Before the first trial: the memory the inputs take at ``resolution`` (each split is
+        resized at once, as float32) must fit this machine's free memory."""
+        if self.resolution is None:
+            return
+        import psutil
+
+        splits = self.splits()
+        n = int(len(splits.y_train) * self.data_fraction) + len(splits.y_val)
+        need = n * splits.input_shape[0] * self.resolution ** 2 * 4
+        free = psutil.virtual_memory().available
+        if need > free // 2:
+            raise ValueError(
+                f"resolution: {self.resolution} resizes {n:,} training and validation images "
+                f"of {splits.input_shape[0]} channel(s) to {self.resolution}×{self.resolution}: "
+                f"{need / 2**30:,.1f} GiB of float32, more than half of the "
+                f"{free / 2**30:,.1f} GiB this machine has free"
+            )
+
     # ------------------------------------------------------------------ evaluation
 
     def __call__(self, config: Mapping[str, Any], *, space: SearchSpace, ctx: Context) -> Result:

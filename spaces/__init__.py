@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nas_hpo._options import check_arguments
 from nas_hpo._registry import Registry
 from nas_hpo.space import SearchSpace
 
@@ -37,7 +38,9 @@ def meta(name: str) -> Mapping[str, Any]:
 
 def get(name: str, **options: Any) -> SearchSpace:
     """The registered space ``name``, built with its options."""
-    space = REGISTRY.entry(name)(**options)
+    factory = REGISTRY.entry(name)
+    check_arguments(factory, options)
+    space = factory(**options)
     if space.name is None:
         space.name = name
     # Remembered so that the same space can be rebuilt at another width (``widened``).

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas_hpo._options import AtLeast1, Positive
 from nas_hpo.space import (
     And,
     Categorical,
@@ -166,14 +167,10 @@ def arch_str(config: Mapping[str, Any]) -> str:
 
 @register("chain", size=sum(48**j * 12 ** (n - j) for n in range(1, 9) for j in range(n + 1)),
           test_options={"max_layers": 3, "width_mult": 0.5})
-def chain(*, max_layers: int = 8, width_mult: float = 1.0) -> SearchSpace:
+def chain(*, max_layers: AtLeast1 = 8, width_mult: Positive = 1.0) -> SearchSpace:
     """The space of chains of 1 to ``max_layers`` layers; ``width_mult`` scales every layer's
     width when the network is built (the width fidelity of low-cost training), not the
     parameter values."""
-    if isinstance(max_layers, bool) or not isinstance(max_layers, int) or max_layers < 1:
-        raise ValueError(f"max_layers must be an integer >= 1, got {max_layers!r}")
-    if not width_mult > 0:
-        raise ValueError(f"width_mult must be > 0, got {width_mult}")
     depths = tuple(range(1, max_layers + 1))
     params: list[Hyperparameter] = [
         Categorical("n_layers", depths, default=min(3, max_layers), ordered=True)

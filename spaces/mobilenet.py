@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas_hpo._options import AtLeast1, Positive
 from nas_hpo.space import Categorical, Condition, Constant, GreaterThan, Hyperparameter, SearchSpace
 from nas_hpo.spaces import register
 
@@ -261,13 +262,9 @@ def arch_str(config: Mapping[str, Any]) -> str:
 
 @register("mobilenet", size=sum(6**d for d in range(1, 5)) ** 5 * 6, supernet=True,
           test_options={"max_depth": 3, "width_mult": 0.25})
-def mobilenet(*, max_depth: int = 4, width_mult: float = 1.0) -> SearchSpace:
+def mobilenet(*, max_depth: AtLeast1 = 4, width_mult: Positive = 1.0) -> SearchSpace:
     """The space; stages 1-5 have 1 to ``max_depth`` blocks, and ``width_mult`` scales the
     channels when the network is built (the width fidelity of low-cost training)."""
-    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
-        raise ValueError(f"max_depth must be an integer >= 1, got {max_depth!r}")
-    if not width_mult > 0:
-        raise ValueError(f"width_mult must be > 0, got {width_mult}")
     params: list[Hyperparameter] = []
     conditions: dict[str, Condition] = {}
     for s, (_, _, v2_depth) in enumerate(_stage_table(), start=1):

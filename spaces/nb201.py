@@ -58,6 +58,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas_hpo._options import AtLeast1, Positive
 from nas_hpo.space import Categorical, SearchSpace
 from nas_hpo.spaces import register
 
@@ -378,16 +379,10 @@ class NB201Supernet(nn.Module):
 
 
 @register("nb201", size=5**6, supernet=True, test_options={"C": 4, "N": 1})
-def nb201(*, C: int = 16, N: int = 5, width_mult: float = 1.0) -> SearchSpace:
+def nb201(*, C: AtLeast1 = 16, N: AtLeast1 = 5, width_mult: Positive = 1.0) -> SearchSpace:
     """The space; its networks start at ``C`` channels (scaled by ``width_mult``, the width
     fidelity of low-cost training) and have ``N`` cells per stage. The benchmark's networks are
     those of the defaults."""
-    if not (isinstance(C, int) and C >= 1):
-        raise ValueError(f"C must be an integer >= 1, got {C!r}")
-    if not (isinstance(N, int) and N >= 1):
-        raise ValueError(f"N must be an integer >= 1, got {N!r}")
-    if not width_mult > 0:
-        raise ValueError(f"width_mult must be > 0, got {width_mult}")
     width = max(1, int(round(C * width_mult)))
     params = [Categorical(name, OPS, default=DEFAULT_OP) for name in EDGE_NAMES]
 

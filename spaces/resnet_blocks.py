@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas_hpo._options import AtLeast1, Positive
 from nas_hpo.space import Categorical, SearchSpace
 from nas_hpo.spaces import register
 
@@ -169,13 +170,9 @@ def arch_str(config: Mapping[str, Any]) -> str:
 
 
 @register("resnet_blocks", size=9**8, supernet=True, test_options={"base_width": 4})
-def resnet_blocks(*, base_width: int = 16, width_mult: float = 1.0) -> SearchSpace:
+def resnet_blocks(*, base_width: AtLeast1 = 16, width_mult: Positive = 1.0) -> SearchSpace:
     """The space; ``base_width`` is the first stage's width (ResNet-18 itself uses 64), scaled
     by ``width_mult`` (the width fidelity of low-cost training)."""
-    if base_width < 1:
-        raise ValueError(f"base_width must be >= 1, got {base_width}")
-    if not width_mult > 0:
-        raise ValueError(f"width_mult must be > 0, got {width_mult}")
     base_width = max(1, int(round(base_width * width_mult)))
     params = []
     for i in range(1, N_BLOCKS + 1):

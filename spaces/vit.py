@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas_hpo._options import AtLeast1, Positive
 from nas_hpo.space import Categorical, Condition, Constant, GreaterThan, Hyperparameter, SearchSpace
 from nas_hpo.spaces import register
 
@@ -276,13 +277,9 @@ def arch_str(config: Mapping[str, Any]) -> str:
 
 @register("vit", size=9 * sum(27**d for d in range(1, 9)), supernet=True,
           test_options={"max_depth": 3, "width_mult": 0.5})
-def vit(*, max_depth: int = 8, width_mult: float = 1.0) -> SearchSpace:
+def vit(*, max_depth: AtLeast1 = 8, width_mult: Positive = 1.0) -> SearchSpace:
     """The space of 1 to ``max_depth`` blocks; ``width_mult`` scales ``embed_dim`` and
     ``head_dim`` when the network is built (the width fidelity of low-cost training)."""
-    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
-        raise ValueError(f"max_depth must be an integer >= 1, got {max_depth!r}")
-    if not width_mult > 0:
-        raise ValueError(f"width_mult must be > 0, got {width_mult}")
     params: list[Hyperparameter] = [
         Categorical("patch_size", PATCH_SIZES, default=4, ordered=True),
         Categorical("embed_dim", EMBED_DIMS, ordered=True),

@@ -11,10 +11,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import optuna
 
+from nas_hpo._options import Allowed, AtLeast1, AtLeast2, NonNegative, Positive, Probability
 from nas_hpo._registry import Registry
 from nas_hpo.space import SearchSpace
 from nas_hpo.strategies._extrapolation import ExtrapolationPruner
@@ -92,8 +93,8 @@ def random(setting: Setting) -> Strategy:
 def tpe(
     setting: Setting,
     *,
-    n_startup_trials: int = 10,
-    n_ei_candidates: int = 24,
+    n_startup_trials: NonNegative = 10,
+    n_ei_candidates: AtLeast1 = 24,
     multivariate: bool = True,
     group: bool = True,
     constant_liar: bool = True,
@@ -116,8 +117,8 @@ def tpe(
 
 
 @register("gp", objectives="any", test_options={"n_startup_trials": 2})
-def gp(setting: Setting, *, n_startup_trials: int = 10, deterministic_objective: bool = False
-       ) -> Strategy:
+def gp(setting: Setting, *, n_startup_trials: NonNegative = 10,
+       deterministic_objective: bool = False) -> Strategy:
     """Optuna's Gaussian-process BO (``GPSampler``). It models the parameters every trial has;
     conditional ones outside that intersection are drawn at random. It cannot see forbidden
     clauses (and ignores the pruned trials that record them): a forbidden draw is followed by
@@ -132,7 +133,8 @@ def gp(setting: Setting, *, n_startup_trials: int = 10, deterministic_objective:
 
 
 @register("qmc", objectives="any")
-def qmc(setting: Setting, *, qmc_type: str = "sobol", scramble: bool = True) -> Strategy:
+def qmc(setting: Setting, *, qmc_type: Literal["sobol", "halton"] = "sobol",
+        scramble: bool = True) -> Strategy:
     """Optuna's quasi-Monte Carlo sampler: low-discrepancy coverage of the shared parameters."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -145,7 +147,7 @@ def qmc(setting: Setting, *, qmc_type: str = "sobol", scramble: bool = True) -> 
 
 @register("re", objectives="one", test_options={"population_size": 3, "sample_size": 2})
 def regularized_evolution(
-    setting: Setting, *, population_size: int = 20, sample_size: int = 5
+    setting: Setting, *, population_size: AtLeast2 = 20, sample_size: AtLeast1 = 5
 ) -> Strategy:
     """Regularized (aging) evolution, Real et al. 2019: not in Optuna, so ours (see
     ``_evolution``); children come from ``space.mutate`` and inherit their parent's values."""
@@ -178,9 +180,9 @@ def hyperband(
     setting: Setting,
     *,
     sampler: str = "tpe",
-    min_resource: int = 1,
-    max_resource: int | str = "auto",
-    reduction_factor: int = 3,
+    min_resource: AtLeast1 = 1,
+    max_resource: AtLeast1 | Literal["auto"] = "auto",
+    reduction_factor: AtLeast2 = 3,
 ) -> Strategy:
     """Optuna's ``HyperbandPruner`` over the intermediate values the objective reports (epochs
     for ``train``), with any sampler above (``sampler = "tpe"``)."""
@@ -195,9 +197,9 @@ def asha(
     setting: Setting,
     *,
     sampler: str = "tpe",
-    min_resource: int | str = "auto",
-    reduction_factor: int = 4,
-    min_early_stopping_rate: int = 0,
+    min_resource: AtLeast1 | Literal["auto"] = "auto",
+    reduction_factor: AtLeast2 = 4,
+    min_early_stopping_rate: NonNegative = 0,
 ) -> Strategy:
     """Asynchronous successive halving: Optuna's ``SuccessiveHalvingPruner``."""
     pruner = optuna.pruners.SuccessiveHalvingPruner(
@@ -213,9 +215,9 @@ def median(
     setting: Setting,
     *,
     sampler: str = "tpe",
-    n_startup_trials: int = 5,
-    n_warmup_steps: int = 0,
-    interval_steps: int = 1,
+    n_startup_trials: NonNegative = 5,
+    n_warmup_steps: NonNegative = 0,
+    interval_steps: AtLeast1 = 1,
 ) -> Strategy:
     """Optuna's ``MedianPruner``: stop a trial below the median of earlier trials at a step."""
     pruner = optuna.pruners.MedianPruner(
@@ -230,11 +232,11 @@ def lce(
     setting: Setting,
     *,
     sampler: str = "tpe",
-    target_step: int | None = None,
-    n_startup_trials: int = 5,
-    min_steps: int = 5,
+    target_step: AtLeast1 | None = None,
+    n_startup_trials: AtLeast1 = 5,
+    min_steps: Annotated[int, Allowed(ge=5)] = 5,
     margin: float = 0.0,
-    interval_steps: int = 1,
+    interval_steps: AtLeast1 = 1,
 ) -> Strategy:
     """Learning-curve extrapolation (Domhan et al. 2015; ``_extrapolation``): stop a trial
     whose curve, extrapolated to the last step, ends below the best finished trial."""
@@ -273,7 +275,7 @@ def _nsga_strategy(setting: Setting, which: str, population_size: int, mutation_
 
 
 @register("nsga2", objectives="any", test_options={"population_size": 4})
-def nsga2(setting: Setting, *, population_size: int = 20, mutation_prob: float = 0.5,
+def nsga2(setting: Setting, *, population_size: AtLeast2 = 20, mutation_prob: Probability = 0.5,
           constraints: dict[str, float] | None = None) -> Strategy:
     """NSGA-II (Optuna's selection) with offspring that respect the space's conditions (see
     ``_nsga``); ``constraints`` bound trial attributes, e.g. ``{params = 1e6}``."""
@@ -281,7 +283,7 @@ def nsga2(setting: Setting, *, population_size: int = 20, mutation_prob: float =
 
 
 @register("nsga3", objectives="several", test_options={"population_size": 4})
-def nsga3(setting: Setting, *, population_size: int = 20, mutation_prob: float = 0.5,
+def nsga3(setting: Setting, *, population_size: AtLeast2 = 20, mutation_prob: Probability = 0.5,
           constraints: dict[str, float] | None = None) -> Strategy:
     """NSGA-III (reference-point selection, for three or more objectives as well) with
     condition-respecting offspring."""
@@ -304,7 +306,7 @@ def local_search(setting: Setting) -> Strategy:
 
 
 @register("smac", objectives="one", test_options={"n_initial": 2})
-def smac(setting: Setting, *, n_initial: int = 10) -> Strategy:
+def smac(setting: Setting, *, n_initial: AtLeast1 = 10) -> Strategy:
     """SMAC3's random-forest BO (HPO facade) on the space's ConfigSpace, ask/tell (see
     ``_smac``); ``n_initial`` Sobol configurations before the model takes over."""
     from nas_hpo.strategies._smac import SmacSampler
@@ -321,10 +323,10 @@ def smac_hyperband(
     setting: Setting,
     *,
     fidelity: str = "epochs",
-    min_budget: float = 1,
-    max_budget: float = 9,
-    eta: int = 3,
-    n_initial: int = 10,
+    min_budget: Positive = 1,
+    max_budget: Positive = 9,
+    eta: AtLeast2 = 3,
+    n_initial: AtLeast1 = 10,
 ) -> Strategy:
     """SMAC3's multi-fidelity facade (Hyperband intensifier + random forest, BOHB-like); each
     (config, budget) run is a trial whose objective gets ``{fidelity: budget}``."""

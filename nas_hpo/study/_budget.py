@@ -47,6 +47,10 @@ class Budget:
         self.in_a_row = 0
         self.aborted: str | None = None
         self._last_reason: str | None = None
+        # Counted trials of the study at the last look, and those this process started
+        # since the first look: more in the study means other processes add trials too.
+        self._first_count: int | None = None
+        self._last_count: int | None = None
 
     def stop_reason(self) -> str | None:
         """Why no further trial may start (None: one may)."""
@@ -58,9 +62,21 @@ class Budget:
             return f"timeout_s ({self.spec.timeout_s:g} s) is over"
         if self.spec.max_epochs is not None and epochs_spent(self.study) >= self.spec.max_epochs:
             return f"max_epochs ({self.spec.max_epochs}) spent"
-        if (self.shared or self.quota is None) and counted(self.study) >= self.spec.n_trials:
-            return f"the study holds n_trials ({self.spec.n_trials}) trials"
+        if self.shared or self.quota is None:
+            n = counted(self.study)
+            if self._first_count is None:
+                self._first_count = n - self.started
+            self._last_count = n
+            if n >= self.spec.n_trials:
+                return f"the study holds n_trials ({self.spec.n_trials}) trials"
         return None
+
+    def others_active(self) -> bool:
+        """Whether other processes added trials to the study since this one first looked
+        (answered by the count ``stop_reason`` takes before each trial)."""
+        if self._first_count is None or self._last_count is None:
+            return False
+        return self._last_count > self._first_count + self.started
 
     def started_one(self) -> None:
         self.started += 1

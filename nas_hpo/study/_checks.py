@@ -16,6 +16,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
+from nas_hpo._options import Allowed, allowed_in
+
 
 class SpecError(ValueError):
     """A study description that cannot run, with the place of the mistake in its message."""
@@ -101,6 +103,22 @@ def check_options(fn: Callable[..., Any], options: Mapping[str, Any], place: str
             continue
         if not type_ok(value, hint):
             raise SpecError(f"{place} {key}: expected {type_text(hint)}, got {value!r}")
+        for rule in _matching_allowed(hint, value):
+            problem = rule.issue(value)
+            if problem:
+                raise SpecError(f"{place} {key}: {problem}")
+
+
+def _matching_allowed(hint: Any, value: Any) -> list[Allowed]:
+    """The ``Allowed`` of the member of ``hint`` that ``value`` is (``int | "auto"``: the
+    range applies to numbers only)."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for member in typing.get_args(hint):
+            if type_ok(value, member):
+                return _matching_allowed(member, value)
+        return []
+    return allowed_in(hint)
 
 
 def import_callable(ref: str, place: str) -> Callable[..., Any]:

@@ -35,58 +35,53 @@ def fidelity_key(fidelity: Any) -> str:
 
 
 class ArchRecord:
-    """The complete trials of a study by (architecture key, fidelity)."""
+    """The complete trials of a study by (architecture key, fidelity): read from the storage
+    once, then kept up to date with what this process records; read again only while other
+    processes add trials to the study (``find(..., others=True)``)."""
 
     def __init__(self, study: optuna.Study) -> None:
         self.study = study
-        self._own: dict[tuple[str, str], int] = {}
+        self._table: dict[tuple[str, str], int] | None = None
         self._memory = type(study._storage) is optuna.storages.InMemoryStorage
         self._backend = rdb_backend(study)
-        self._scanned: dict[tuple[str, str], int] = {}
-        self._scanned_numbers: set[int] = set()
 
     def add(self, arch: str, fidelity: Any, number: int) -> None:
         """A complete trial this process recorded."""
-        self._own.setdefault((arch, fidelity_key(fidelity)), number)
+        if self._table is not None:
+            self._table.setdefault((arch, fidelity_key(fidelity)), number)
 
-    def find(self, arch: str, fidelity: Any) -> optuna.trial.FrozenTrial | None:
-        """A complete trial of ``arch`` at ``fidelity``, or None."""
-        key = (arch, fidelity_key(fidelity))
-        number = self._own.get(key)
-        if number is None and not self._memory:  # other processes may have added it
-            number = self._query(key) if self._backend is not None else self._scan(key)
+    def find(self, arch: str, fidelity: Any, *, others: bool = False
+             ) -> optuna.trial.FrozenTrial | None:
+        """A complete trial of ``arch`` at ``fidelity``, or None. ``others``: processes other
+        than this one added trials since the last look, so the storage is read again."""
+        if self._table is None or (others and not self._memory):
+            self._table = self._load()
+        number = self._table.get((arch, fidelity_key(fidelity)))
         if number is None:
             return None
         return self.study._storage.get_trial(
             self.study._storage.get_trial_id_from_study_id_trial_number(
                 self.study._study_id, number))
 
-    def _query(self, key: tuple[str, str]) -> int | None:
-        backend = self._backend
-        try:
-            with backend.engine.connect() as connection:
-                rows = connection.execute(_arch_query(self.study._study_id),
-                                          {"arch": json.dumps(key[0])}).all()
-        except Exception:  # another Optuna schema: the public, slower way
-            self._backend = None
-            return self._scan(key)
-        for number, budget_json in sorted(rows):
-            budget = json.loads(budget_json) if budget_json is not None else None
-            if fidelity_key(budget) == key[1]:
-                return int(number)
-        return None
-
-    def _scan(self, key: tuple[str, str]) -> int | None:
-        for t in self.study.get_trials(deepcopy=False,
-                                       states=(optuna.trial.TrialState.COMPLETE,)):
-            if t.number in self._scanned_numbers:
-                continue
-            self._scanned_numbers.add(t.number)
-            arch = t.user_attrs.get("arch")
-            if arch is not None:
-                self._scanned.setdefault((arch, fidelity_key(t.user_attrs.get("budget"))),
-                                         t.number)
-        return self._scanned.get(key)
+    def _load(self) -> dict[tuple[str, str], int]:
+        rows: list[tuple[int, str | None, Any]] = []
+        if self._backend is not None:
+            try:
+                with self._backend.engine.connect() as connection:
+                    found = connection.execute(_arch_query(self.study._study_id)).all()
+                rows = [(int(n), json.loads(a), None if b is None else json.loads(b))
+                        for n, a, b in found]
+            except Exception:  # another Optuna schema: the public, slower way
+                self._backend = None
+        if self._backend is None:
+            rows = [(t.number, t.user_attrs.get("arch"), t.user_attrs.get("budget"))
+                    for t in self.study.get_trials(deepcopy=False,
+                                                   states=(optuna.trial.TrialState.COMPLETE,))]
+        table: dict[tuple[str, str], int] = {}
+        for number, arch, budget in sorted(rows, key=lambda r: r[0]):
+            if isinstance(arch, str):
+                table.setdefault((arch, fidelity_key(budget)), number)
+        return table
 
 
 def answer_attrs(original: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -98,17 +93,16 @@ def answer_attrs(original: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=64)
 def _arch_query(study_id: int) -> Any:
-    """(number, budget JSON) of the study's complete trials whose ``arch`` is ``:arch``."""
+    """(number, arch JSON, budget JSON) of the study's complete trials."""
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
     trial, attr = models.TrialModel, models.TrialUserAttributeModel
     arch = sa.orm.aliased(attr)
     budget = sa.orm.aliased(attr)
-    return (sa.select(trial.number, budget.value_json)
+    return (sa.select(trial.number, arch.value_json, budget.value_json)
             .join(arch, sa.and_(arch.trial_id == trial.trial_id, arch.key == "arch"))
             .outerjoin(budget, sa.and_(budget.trial_id == trial.trial_id,
                                        budget.key == "budget"))
             .where(trial.study_id == study_id,
-                   trial.state == optuna.trial.TrialState.COMPLETE,
-                   arch.value_json == sa.bindparam("arch")))
+                   trial.state == optuna.trial.TrialState.COMPLETE))

@@ -62,6 +62,7 @@ class Proposal:
     config: dict[str, Any]
     seed: int
     fidelity: dict[str, Any] | None = None
+    arch: str = ""
     population: list[dict[str, Any]] = field(default_factory=list)
     duplicate_of: int | None = None
     #: The trial evaluating the same architecture right now: this one waits for its outcome
@@ -69,15 +70,19 @@ class Proposal:
     waits_for: int | None = None
     trial: optuna.trial.Trial | None = field(default=None, repr=False, compare=False)
 
+    #: Recorded already, without an evaluation (an enqueued config the space refuses).
+    rejected: bool = False
+
     @property
     def to_evaluate(self) -> bool:
-        """Whether a backend must evaluate it (not a repeat, answered now or later)."""
-        return self.duplicate_of is None and self.waits_for is None
+        """Whether a backend must evaluate it (not a repeat answered now or later, not a
+        rejected enqueued config)."""
+        return self.duplicate_of is None and self.waits_for is None and not self.rejected
 
     def plain(self) -> dict[str, Any]:
         """What a checkpoint keeps of it (everything but the trial object)."""
         return {"trial_id": self.trial_id, "number": self.number, "config": self.config,
-                "seed": self.seed, "fidelity": self.fidelity}
+                "seed": self.seed, "fidelity": self.fidelity, "arch": self.arch}
 
 
 class OptunaContext(Context):
@@ -168,10 +173,12 @@ class Lifecycle:
     def _ask(self) -> optuna.trial.Trial:
         if self._heartbeat:
             recover_stale(self.study, describer(self.plan))
-        with warnings.catch_warnings():
-            # Optuna warns that heartbeats are meant for Study.optimize; this lifecycle
-            # beats the heart itself (``evaluate_here``) and fails stale trials above.
-            warnings.simplefilter("ignore", UserWarning)
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats are meant for Study.optimize; this lifecycle
+                # beats the heart itself (``evaluate_here``) and fails stale trials above.
+                warnings.simplefilter("ignore", UserWarning)
+                trial = self.study.ask()
+        else:
             trial = self.study.ask()
         if not self.in_memory:
             # Which process runs the trial, so that a later run can tell it died
@@ -196,11 +203,22 @@ class Lifecycle:
             tid = trial._trial_id
             seed = trial_seed(self.spec.seed, trial.number)
             self.put(tid, "seed", seed)
+            fixed = _fixed_params(trial)
             try:
-                config = space.suggest(trial)
+                if fixed:  # enqueued (a warm start, a user's enqueue_trial): Optuna keeps a
+                    with warnings.catch_warnings():  # fixed value outside its range, warning
+                        warnings.simplefilter("ignore", UserWarning)
+                        config = space.suggest(trial)
+                    space.validate(config)
+                else:
+                    config = space.suggest(trial)
             except ForbiddenConfigurationError:
                 self._forbidden(trial)
                 continue
+            except ValueError as e:
+                if not fixed:
+                    raise
+                return self._reject(trial, seed, fixed, e)
             self.streak = 0
             arch = space.arch_key(config)
             self.put(tid, "arch", arch)
@@ -210,10 +228,12 @@ class Lifecycle:
                     trial._trial_id).get(strategies.FIDELITY_ATTR)
                 if fidelity:
                     self.put(tid, "budget", fidelity)
-            proposal = Proposal(tid, trial.number, config, seed, fidelity or None, trial=trial)
+            proposal = Proposal(tid, trial.number, config, seed, fidelity or None, arch,
+                                trial=trial)
             key = (arch, fidelity_key(proposal.fidelity))
             if not self.spec.reevaluate:
-                original = self.record_index.find(arch, proposal.fidelity)
+                original = self.record_index.find(arch, proposal.fidelity,
+                                                   others=self.budget.others_active())
                 if original is not None:
                     self._answer(proposal, original)
                     return proposal
@@ -227,6 +247,17 @@ class Lifecycle:
                 proposal.population = self.population()
             self.budget.started_one()
             return proposal
+
+    def _reject(self, trial: optuna.trial.Trial, seed: int, fixed: dict[str, Any],
+                error: ValueError) -> Proposal:
+        """An enqueued config the space refuses: a failed trial with the reason, counted,
+        never evaluated; the study goes on."""
+        proposal = Proposal(trial._trial_id, trial.number, dict(fixed), seed, trial=trial,
+                            rejected=True)
+        self.budget.started_one()
+        self.record(proposal, Outcome(FAIL, reason=f"the enqueued configuration {fixed} is "
+                                      f"not one of the space: {error}"))
+        return proposal
 
     def population(self) -> list[dict[str, Any]]:
         """The ``population_attrs`` of the study's complete trials that have all of them."""
@@ -294,8 +325,8 @@ class Lifecycle:
         state = outcome.trial_state
         values = list(outcome.values) if outcome.values is not None else None
         self._tell(proposal.trial_id, proposal.trial or proposal.number, state, values)
-        if proposal.duplicate_of is None:
-            arch = self.plan.space.arch_key(proposal.config)
+        if proposal.duplicate_of is None and not proposal.rejected:
+            arch = proposal.arch or self.plan.space.arch_key(proposal.config)
             if state == optuna.trial.TrialState.COMPLETE:
                 self.record_index.add(arch, proposal.fidelity, proposal.number)
             key = (arch, fidelity_key(proposal.fidelity))
@@ -315,20 +346,19 @@ class Lifecycle:
               state: optuna.trial.TrialState, values: list[float] | None) -> None:
         assert self._writer is not None
         self._writer.before_tell(trial_id, trial if not isinstance(trial, int) else None)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # heartbeat outside Study.optimize
-            self.study.tell(trial, values if values is None or len(values) > 1 else values[0],
-                            state=state)
+        self.study.tell(trial, values if values is None or len(values) > 1 else values[0],
+                        state=state)
 
     def _log(self, proposal: Proposal, outcome: Outcome) -> None:
         number = proposal.number
+        if outcome.state != FAIL and not _trials_log.isEnabledFor(logging.INFO):
+            return  # a cheap trial's whole cost is a few times what formatting the line costs
         if outcome.state == "COMPLETE":
             values = ", ".join(f"{v:.6g}" for v in outcome.values or ())
             more = (f" (answered from trial {proposal.duplicate_of}: same architecture)"
                     if proposal.duplicate_of is not None else "")
             _trials_log.info("Trial %d finished with value(s) %s%s; arch %s", number, values,
-                             more, outcome.attrs.get("arch",
-                                                     self.plan.space.arch_key(proposal.config)))
+                             more, proposal.arch)
         elif outcome.state == "PRUNED":
             _trials_log.info("Trial %d pruned. %s", number, outcome.reason or "")
         else:
@@ -352,6 +382,13 @@ class Lifecycle:
                     fail_trial(self.study._storage, t, INTERRUPTED, describer(self.plan))
         except Exception as e:  # the next run's recover_stale fails them (this process is gone)
             _log.warning("could not fail the interrupted trials: %s: %s", type(e).__name__, e)
+
+
+def _fixed_params(trial: optuna.trial.Trial) -> dict[str, Any] | None:
+    """The parameters an enqueued trial was created with (None: a sampled trial)."""
+    frozen = getattr(trial, "_cached_frozen_trial", None)
+    attrs = frozen.system_attrs if frozen is not None else trial.system_attrs
+    return attrs.get("fixed_params") or None
 
 
 def _heartbeat_interval(study: optuna.Study) -> int | None:

@@ -101,6 +101,13 @@ def _at_least(low: float) -> Callable[[Any], str | None]:
     return check
 
 
+def _between(low: int, high: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be in [{low}, {high}], got {value}"
+
+    return check
+
+
 def _positive(value: Any) -> str | None:
     return None if value is None or value > 0 else f"must be > 0, got {value}"
 
@@ -141,7 +148,7 @@ _FIXED: dict[str, dict[str, _Key]] = {
         "name": (str, "study_name", _not_empty),
         "storage": (str, "storage", None),
         "directions": (list[str], "directions", _directions),
-        "seed": (int, "seed", None),
+        "seed": (int, "seed", _at_least(0)),
         "cost": (list[str], "cost_metrics", _cost),
         "metric_names": (list[str], "metric_names", _names),
         "heartbeat_s": (int, "heartbeat_s", _at_least(0)),
@@ -155,8 +162,8 @@ _FIXED: dict[str, dict[str, _Key]] = {
     },
     "backend": {
         "name": (str, "backend", None),
-        "workers": (int, "workers", _at_least(1)),
-        "threads": (int, "threads", _at_least(1)),
+        "workers": (int, "workers", _between(1, 1024)),
+        "threads": (int, "threads", _between(1, 1024)),
         "address": (str, "address", None),
         "resources_per_trial": (dict, "resources_per_trial", _resources),
         "max_concurrent_trials": (int, "max_concurrent_trials", _at_least(1)),

@@ -24,6 +24,7 @@ older than the grace period.
 from __future__ import annotations
 
 import os
+import re
 import time
 import warnings
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "StorageError",
     "check_url",
     "describe",
+    "mask_in",
     "open_existing_storage",
     "open_storage",
     "storage_file",
@@ -50,14 +52,33 @@ class StorageError(ValueError):
     """A storage URL that cannot be opened (the message names the URL and the cause)."""
 
 
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token)=)[^&]*")
+_SECRET_QUERY_VALUE = re.compile(r"(?i)[?&](?:password|passwd|pwd|secret|token)=([^&]+)")
+
+
+_CREDENTIALS = re.compile(r"^([A-Za-z][\w+.-]*:(?://)?[^:@/]*):([^@]*)@")
+
+
 def describe(url: str) -> str:
-    """The URL without its password (for messages and the dashboard hint)."""
-    if "://" in url and "@" in url.split("://", 1)[1]:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+    """The URL without its password (``user:***@host``, ``?password=***``): the one helper
+    every message, log line, report and hint that shows a storage URL goes through."""
+    if not isinstance(url, str):
+        return repr(url)
+    return _SECRET_QUERY.sub(r"\1***", _CREDENTIALS.sub(r"\1:***@", url))
+
+
+def mask_in(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error message) with ``url`` and its password masked."""
+    text = text.replace(url, describe(url))
+    for password in (_password(url), *_SECRET_QUERY_VALUE.findall(url)):
+        if password:
+            text = text.replace(password, "***")
+    return text
+
+
+def _password(url: str) -> str | None:
+    found = _CREDENTIALS.match(url)
+    return found.group(2) or None if found else None
 
 
 def journal_path(url: str) -> str | None:
@@ -83,9 +104,62 @@ def check_url(url: str) -> str | None:
     except StorageError as e:
         return str(e)
     if not url.startswith(JOURNAL) and "://" not in url:
-        return (f"{url!r} is not a storage URL; use sqlite:///file.db, "
+        return (f"{describe(url)!r} is not a storage URL; use sqlite:///file.db, "
                 f"postgresql://user@host/db, journal:file.log or {MEMORY}")
     return None
+
+
+def _folder_for(url: str, path: str, kind: str) -> None:
+    """Make the folder of the storage file ``path``; a path that is a folder, or lies under a
+    regular file, is a ``StorageError`` naming the URL and the culprit."""
+    if os.path.isdir(path):
+        raise StorageError(f"{describe(url)}: {path!r} is a folder, not a {kind} file")
+    parent = os.path.dirname(os.path.abspath(path))
+    probe = parent
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if probe and not os.path.isdir(probe):
+        raise StorageError(f"{describe(url)}: cannot put the {kind} file under {probe!r}, "
+                           "which is a file, not a folder")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"{describe(url)}: cannot create the folder {parent!r}: "
+                           f"{e.strerror or e}") from None
+
+
+def _check_journal_lines(path: str) -> None:
+    """``ValueError`` where a complete line of the journal is not a JSON object. (Optuna
+    reports a bad line only once another line follows it, i.e. after this run's first
+    write; a last line without its newline is a write in progress, and allowed.)"""
+    import json
+
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                if not isinstance(json.loads(line), dict):
+                    raise ValueError("not an object")
+            except ValueError as e:
+                raise ValueError(f"line {number}: {e}") from None
+
+
+def _journal(url: str, path: str) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    try:
+        _check_journal_lines(path)
+        storage = JournalStorage(JournalFileBackend(path))
+        storage.get_all_studies()  # replays the log now: a damaged file is named here
+        return storage
+    except (ValueError, KeyError, TypeError) as e:  # a log line Optuna cannot read back
+        raise StorageError(f"{describe(url)}: {path!r} is not a journal file Optuna can read "
+                           f"({type(e).__name__}: {e})") from None
+    except OSError as e:
+        raise StorageError(f"{describe(url)}: cannot open {path!r}: {e.strerror or e}") from None
 
 
 def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.BaseStorage:
@@ -94,20 +168,17 @@ def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.B
         return optuna.storages.InMemoryStorage()
     path = journal_path(url)
     if path is not None:
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(path))
-    if "://" not in url:
-        raise StorageError(
-            f"{url!r} is not a storage URL; use sqlite:///file.db, postgresql://user@host/db, "
-            f"journal:file.log or {MEMORY}"
-        )
+        _folder_for(url, path, "journal")
+        return _journal(url, path)
+    problem = check_url(url)
+    if problem:
+        raise StorageError(problem)
     kwargs: dict[str, Any] = {}
     wal = False
     if url.startswith("sqlite:"):
-        path = _ensure_sqlite_dir(url)
+        path = _sqlite_path(url)
+        if path is not None:
+            _folder_for(url, path, "SQLite")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": _SQLITE_TIMEOUT_S}}
         wal = path is not None and not _on_network_fs(path)
     else:
@@ -140,7 +211,8 @@ def open_storage(url: str, *, heartbeat_s: int | None = 30) -> optuna.storages.B
             "pip install 'psycopg[binary]', for MySQL pip install pymysql"
         ) from None
     except Exception as e:  # sqlalchemy's OperationalError & co: unreachable, refused, ...
-        raise StorageError(f"{describe(url)}: cannot open the storage: {e}") from None
+        raise StorageError(f"{describe(url)}: cannot open the storage: "
+                           f"{mask_in(str(e).splitlines()[0], url)}") from None
 
 
 def _sqlite_path(url: str) -> str | None:
@@ -158,21 +230,50 @@ def storage_file(url: str) -> str | None:
 
 
 def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
-    """``open_storage`` for reading a study (report, dashboard, correlate): a SQLite or journal
-    file that is not there is an error, and is not created empty by opening it."""
+    """A storage opened for reading a study (report, dashboard, correlate), which never
+    creates nor changes a database: a SQLite or journal file that is not there, and a
+    database without Optuna's tables, are errors naming it; a SQLite file is opened read-only
+    (no table created, no journal mode changed)."""
+    if url == MEMORY:
+        raise StorageError(f"{MEMORY}: an in-memory storage holds nothing to read")
     path = storage_file(url)
     if path is not None and not os.path.exists(path):
         raise StorageError(f"{describe(url)}: no such file {path!r} (nothing was created)")
-    return open_storage(url, heartbeat_s=None)
+    if path is not None and os.path.isdir(path):
+        raise StorageError(f"{describe(url)}: {path!r} is a folder, not a storage file")
+    if journal_path(url) is not None:
+        return _journal(url, path)
+    problem = check_url(url)
+    if problem:
+        raise StorageError(problem)
+    read_url = url
+    if path is not None:  # SQLite, read-only: SQLite's URI form with mode=ro
+        read_url = f"sqlite:///file:{os.path.abspath(path)}?mode=ro&uri=true"
+    try:
+        import sqlalchemy
 
-
-def _ensure_sqlite_dir(url: str) -> str | None:
-    """Create the folder of a SQLite file; returns the file's path (None: in-memory SQLite)."""
-    path = _sqlite_path(url)
-    parent = os.path.dirname(path) if path else ""
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    return path
+        engine = sqlalchemy.create_engine(read_url)
+        try:
+            tables = set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    except ImportError as e:
+        raise StorageError(f"{describe(url)}: the database driver is missing ({e})") from None
+    except Exception as e:
+        raise StorageError(f"{describe(url)}: cannot open the storage: "
+                           f"{mask_in(str(e).splitlines()[0], url)}") from None
+    missing = [t for t in ("studies", "trials", "version_info") if t not in tables]
+    if missing:
+        where = repr(path) if path is not None else "the database"
+        raise StorageError(f"{describe(url)}: {where} is not an Optuna storage (no "
+                           f"{missing[0]!r} table); nothing was changed")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(read_url, skip_table_creation=True)
+    except Exception as e:
+        raise StorageError(f"{describe(url)}: cannot read the storage: "
+                           f"{mask_in(str(e).splitlines()[0], url)}") from None
 
 
 # File systems on which SQLite's WAL mode is unsafe (no shared memory between machines).

@@ -76,6 +76,7 @@ from typing import Any
 
 from torch import nn
 
+from nas_hpo._options import AtLeast1, Positive
 from nas_hpo.space import Categorical, Condition, Hyperparameter, In, SearchSpace
 from nas_hpo.spaces import register
 from nas_hpo.spaces.darts._genotype import (
@@ -165,13 +166,12 @@ def _params_and_conditions() -> tuple[list[Hyperparameter], dict[str, Condition]
 
 @register("darts", size=(1 * 3 * 6 * 10 * 7**8) ** 2, supernet=True,
           test_options={"init_channels": 4, "layers": 5})
-def darts(*, init_channels: int = 16, layers: int = 8, width_mult: float = 1.0) -> SearchSpace:
+def darts(*, init_channels: AtLeast1 = 16, layers: AtLeast1 = 8,
+          width_mult: Positive = 1.0) -> SearchSpace:
     """The space; its networks have ``layers`` cells and start at ``init_channels`` channels
     scaled by ``width_mult`` (the width fidelity of low-cost training). DARTS evaluates its
     cells with 36 channels and 20 layers, and searches with 16 and 8."""
     _check_options(init_channels, layers)
-    if not width_mult > 0:
-        raise ValueError(f"width_mult must be > 0, got {width_mult}")
     channels = max(1, int(round(init_channels * width_mult)))
     params, conditions = _params_and_conditions()
 
