@@ -43,7 +43,6 @@ import nas_hpo
 from nas_hpo import spaces
 from tests.toy_objectives import kernel_sum
 
-
 SPACE = spaces.get("resnet_blocks")
 
 
