@@ -10,15 +10,16 @@ the file and section.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 __all__ = ["AtLeast1", "AtLeast2", "Allowed", "NonNegative", "Positive", "Probability",
-           "allowed_in", "check_arguments", "check_declared", "option"]
+           "allowed_in", "check_arguments", "check_declared", "option", "type_ok", "type_text"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,54 @@ def allowed_in(hint: Any) -> list[Allowed]:
     return []
 
 
+def type_ok(value: Any, hint: Any) -> bool:
+    """Whether a TOML / Python value fits a type hint (ints are accepted for floats, bools are
+    not accepted for numbers)."""
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return type_ok(value, typing.get_args(hint)[0])
+    if origin in (Union, types.UnionType):
+        return any(type_ok(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None) or hint is None:
+        return value is None
+    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = typing.get_args(hint)
+        if not args:
+            return True
+        inner = args[0]
+        return all(type_ok(v, inner) for v in value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            return False
+        args = typing.get_args(hint)
+        return not args or all(type_ok(k, args[0]) and type_ok(v, args[1])
+                               for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def type_text(hint: Any) -> str:
+    """A hint as a user reads it: "an integer", "a number", ..."""
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, str(hint).replace("typing.", "")
+    )
+
+
 def check_arguments(fn: Callable[..., Any], arguments: dict[str, Any]) -> None:
     """Check ``arguments`` of a plain factory against what its type hints allow
     (``Annotated[..., Allowed(...)]``); ``ValueError`` names the first one not allowed."""
@@ -111,7 +160,10 @@ def check_arguments(fn: Callable[..., Any], arguments: dict[str, Any]) -> None:
     except Exception:  # unresolvable annotations: nothing declared to check
         return
     for name, value in arguments.items():
-        for rule in allowed_in(hints.get(name)):
+        hint = hints.get(name, Any)
+        if not type_ok(value, hint):
+            raise ValueError(f"{name}: expected {type_text(hint)}, got {value!r}")
+        for rule in allowed_in(hint):
             problem = rule.problem(name, value)
             if problem:
                 raise ValueError(problem)

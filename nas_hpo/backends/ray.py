@@ -37,6 +37,7 @@ import optuna
 from nas_hpo._objective import Context, TrialFailure
 from nas_hpo.backends._ray_schedulers import scheduler_of
 from nas_hpo.study import (
+    WORKER_ATTR,
     Budget,
     Evaluator,
     Lifecycle,
@@ -49,12 +50,14 @@ from nas_hpo.study import (
     default_threads,
     describer,
     evaluation_parts,
+    fail_trial,
     jsonable,
     open_study,
     prepare,
     recover_stale,
     use_threads,
     warm_start,
+    worker_id,
 )
 
 try:
@@ -164,11 +167,26 @@ class _StudySearcher(Searcher):
         self._live = life
 
     def life(self) -> Lifecycle:
-        """The lifecycle (a restored searcher opens the study again; ``_OPENED`` closes it)."""
+        """The lifecycle. A restored searcher (its driver died) opens the study again
+        (``_OPENED`` closes it) and fails the trials its dead driver proposed after Ray's last
+        checkpoint: Ray does not resume them, and they are excused from the budget, so the
+        study still gets its ``n_trials`` (what Ray's own trial count did)."""
         if self._live is None:
             plan = prepare(self.spec)
             study = open_study(plan)
-            self._live = Lifecycle(plan, study, budget=Budget(self.spec, study)).__enter__()
+            budget = Budget(self.spec, study)
+            known = {p.trial_id for p in self._proposals.values()}
+            me = worker_id()
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                driver = t.system_attrs.get(WORKER_ATTR)
+                if t._trial_id not in known and driver != me:
+                    host, pid = (driver or "?:?").split(":")[:2]
+                    reason = (f"the Ray driver (process {pid} on {host}) died while the trial "
+                              "ran, after Ray's last checkpoint: the restored sweep cannot "
+                              "resume it")
+                    if fail_trial(study._storage, t, reason, describer(plan)):
+                        budget.excused += 1
+            self._live = Lifecycle(plan, study, budget=budget).__enter__()
             _OPENED.append(self._live)
         return self._live
 
@@ -323,8 +341,7 @@ def execute(plan: Plan) -> optuna.Study:
     path = experiment_path(spec)
     # A sweep that was interrupted (its driver stopped before fit() returned) is restored.
     state = study._storage.get_study_system_attrs(study._study_id).get(SWEEP_ATTR)
-    restoring = (state == "running" and tune.Tuner.can_restore(path)
-                 and spec.n_trials - counted(study) > 0)
+    restoring = state == "running" and tune.Tuner.can_restore(path)
     if not restoring:
         failed = recover_stale(study, describer(plan))
         if failed:
@@ -384,6 +401,10 @@ def execute(plan: Plan) -> optuna.Study:
         # A failed trial's last report carries its outcome and no metric value (there is
         # none to give); Ray's documented switch lets such a result through to the searcher.
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+        # Ray saves the sweep's state every 10 s at most by default: a driver that dies loses
+        # the trials it proposed since (they cannot be resumed). Every 2 s instead; the state
+        # of a sweep is small.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         tuner.fit()
         study._storage.set_study_system_attr(study._study_id, SWEEP_ATTR, "done")
         if restoring:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import optuna
 
-from nas_hpo._options import Allowed, AtLeast1, AtLeast2, NonNegative, Positive, Probability
+from nas_hpo._options import AtLeast1, AtLeast2, NonNegative, Positive, Probability
 from nas_hpo._registry import Registry
 from nas_hpo.space import SearchSpace
 from nas_hpo.strategies._extrapolation import ExtrapolationPruner
@@ -234,7 +234,7 @@ def lce(
     sampler: str = "tpe",
     target_step: AtLeast1 | None = None,
     n_startup_trials: AtLeast1 = 5,
-    min_steps: Annotated[int, Allowed(ge=5)] = 5,
+    min_steps: int = 5,
     margin: float = 0.0,
     interval_steps: AtLeast1 = 1,
 ) -> Strategy:

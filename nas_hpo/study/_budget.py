@@ -51,6 +51,8 @@ class Budget:
         # since the first look: more in the study means other processes add trials too.
         self._first_count: int | None = None
         self._last_count: int | None = None
+        #: Trials of the study not counted against ``n_trials`` (a Ray driver's lost ones).
+        self.excused = 0
 
     def stop_reason(self) -> str | None:
         """Why no further trial may start (None: one may)."""
@@ -67,7 +69,7 @@ class Budget:
             if self._first_count is None:
                 self._first_count = n - self.started
             self._last_count = n
-            if n >= self.spec.n_trials:
+            if n - self.excused >= self.spec.n_trials:
                 return f"the study holds n_trials ({self.spec.n_trials}) trials"
         return None
 

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
-from nas_hpo._options import Allowed, allowed_in
+from nas_hpo._options import Allowed, allowed_in, type_ok, type_text
 
 
 class SpecError(ValueError):
@@ -26,54 +26,6 @@ class SpecError(ValueError):
 def where(source: str, section: str, key: str | None = None) -> str:
     """``file: [section] key``, the prefix of every message about a study description."""
     return f"{source}: [{section}]" + (f" {key}" if key else "")
-
-
-def type_ok(value: Any, hint: Any) -> bool:
-    """Whether a TOML / Python value fits a type hint (ints are accepted for floats, bools are
-    not accepted for numbers)."""
-    if hint is Any or hint is inspect.Parameter.empty:
-        return True
-    origin = typing.get_origin(hint)
-    if origin is typing.Annotated:
-        return type_ok(value, typing.get_args(hint)[0])
-    if origin in (Union, types.UnionType):
-        return any(type_ok(value, h) for h in typing.get_args(hint))
-    if origin is typing.Literal:
-        return value in typing.get_args(hint)
-    if hint is type(None) or hint is None:
-        return value is None
-    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            return False
-        args = typing.get_args(hint)
-        if not args:
-            return True
-        inner = args[0]
-        return all(type_ok(v, inner) for v in value)
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            return False
-        args = typing.get_args(hint)
-        return not args or all(type_ok(k, args[0]) and type_ok(v, args[1])
-                               for k, v in value.items())
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(hint, type):
-        return isinstance(value, hint)
-    return True
-
-
-def type_text(hint: Any) -> str:
-    """A hint as a user reads it: "an integer", "a number", ..."""
-    if typing.get_origin(hint) is typing.Annotated:
-        hint = typing.get_args(hint)[0]
-    if typing.get_origin(hint) is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        hint, str(hint).replace("typing.", "")
-    )
 
 
 def check_options(fn: Callable[..., Any], options: Mapping[str, Any], place: str,
