@@ -39,8 +39,13 @@ def rdb_backend(study: optuna.Study) -> optuna.storages.RDBStorage | None:
     return backend if isinstance(backend, optuna.storages.RDBStorage) else None
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
     """User attributes go through JSON in Optuna's storages; numpy and torch scalars don't."""
+    if type(value) in _PLAIN:  # most attributes: no need to try a dump
+        return value
     try:
         json.dumps(value)
         return value

@@ -167,7 +167,7 @@ def test_ctrl_c_outside_the_trial_function_still_fails_the_trial(storage, monkey
     (its tell, where Optuna 5.0 turns the interrupt into an UnboundLocalError of its own): the
     run stops with KeyboardInterrupt, and the trial is failed with the reason and the
     attributes it had, not left RUNNING."""
-    import optuna.study.study as optuna_study
+    import optuna.study._tell as optuna_tell
 
     calls = []
 
@@ -183,8 +183,8 @@ def test_ctrl_c_outside_the_trial_function_still_fails_the_trial(storage, monkey
         monkeypatch.setattr(optuna.samplers.RandomSampler, "before_trial",
                             interrupt_second(lambda *a, **k: None))
     else:
-        monkeypatch.setattr(optuna_study, "_tell_with_warning",
-                            interrupt_second(optuna_study._tell_with_warning))
+        monkeypatch.setattr(optuna_tell, "_tell_with_warning",
+                            interrupt_second(optuna_tell._tell_with_warning))
     from nas_hpo import Result
 
     def noted(config: dict) -> Result:
