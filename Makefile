@@ -43,4 +43,4 @@ gpu-wheels: $(STAMP)
 	  "colorlog==$$($(PY) -m pip show colorlog | sed -n 's/^Version: //p')"
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis nas_hpo.db test-artifacts
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis nas_hpo.db nas_hpo.db.nas-hpo.lock test-artifacts

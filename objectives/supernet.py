@@ -27,13 +27,12 @@ concurrent workers train it once.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas_hpo._locks import file_lock
 from nas_hpo._objective import Context, Objective, Result, TrialFailure
 from nas_hpo._options import option
 from nas_hpo.objectives import register
@@ -113,23 +113,6 @@ class _Trained:
 
 
 _TRAINED: dict[str, _Trained] = {}
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (other processes wait), where the OS offers one."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: workers may each train the supernet
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @register("supernet", test_options={"epochs": 1, "bn_batches": 1})
@@ -215,7 +198,7 @@ class Supernet(TrainingOptions, Objective):
         folder = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
         path = folder / f"{key}.pt"
         model, device, memory_format = self._build(space)
-        with _file_lock(folder / f"{key}.lock"):
+        with file_lock(folder / f"{key}.lock"):
             if path.exists():
                 try:
                     saved = torch.load(path, map_location=device, weights_only=True)

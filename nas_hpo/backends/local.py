@@ -62,8 +62,8 @@ def run_trials(plan: Plan, study: optuna.Study, quota: int, *, progress: Any = N
     try:
         with Lifecycle(plan, study, budget=budget, on_record=on_record) as life:
             try:
-                while budget.stop_reason() is None:
-                    life.run_one(evaluator)
+                while budget.stop_reason() is None and life.run_one(evaluator):
+                    pass
             except KeyboardInterrupt:
                 life.fail_interrupted()
                 raise

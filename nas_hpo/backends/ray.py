@@ -17,9 +17,9 @@ the same rule (``SuccessiveHalvingPruner`` → ``ASHAScheduler``, ``HyperbandPru
 ``HyperBandScheduler``, ``MedianPruner`` → ``MedianStoppingRule``), or ``[backend]
 scheduler`` names one; a trial the scheduler stops is recorded PRUNED. A trial whose worker
 or node dies is retried ``[backend] max_failures`` times by Ray, then recorded FAIL with a
-reason. Each study's Ray experiment lives in ``<ray_dir>/nas-hpo-<study name>``; running an
-interrupted study again restores that experiment (``Tuner.restore``: unfinished trials
-resume under their Optuna trial numbers).
+reason. Each driver's Ray experiment lives in ``<ray_dir>/nas-hpo-<study name>-<driver>``;
+running a study again whose driver died on this machine before its sweep ended restores that
+experiment (``Tuner.restore``: unfinished trials resume under their Optuna trial numbers).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import pickle
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,7 @@ from nas_hpo.study import (
     jsonable,
     open_study,
     prepare,
+    process_gone,
     recover_stale,
     use_threads,
     warm_start,
@@ -76,7 +78,8 @@ TRIAL_KEY = "nas_hpo:trial"  # the proposal: trial number, seed, fidelity, popul
 STEP_KEY = "nas_hpo_step"
 OUTCOME_KEY = "nas_hpo_outcome"  # JSON: Ray flattens nested result dicts
 ATTRS_KEY = "nas_hpo_attrs"
-SWEEP_ATTR = "nas_hpo:ray_sweep"
+#: Study system attribute of each Ray sweep, by its driver: its experiment folder and state.
+SWEEP_ATTR = "nas_hpo:ray_sweep:"
 
 
 def metric_names(n_values: int) -> list[str]:
@@ -179,7 +182,7 @@ class _StudySearcher(Searcher):
             me = worker_id()
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 driver = t.system_attrs.get(WORKER_ATTR)
-                if t._trial_id not in known and driver != me:
+                if t._trial_id not in known and driver != me and process_gone(driver or ""):
                     host, pid = (driver or "?:?").split(":")[:2]
                     reason = (f"the Ray driver (process {pid} on {host}) died while the trial "
                               "ran, after Ray's last checkpoint: the restored sweep cannot "
@@ -203,6 +206,8 @@ class _StudySearcher(Searcher):
                 if life.budget.stop_reason() is not None:
                     return Searcher.FINISHED
                 proposal = life.propose()
+                if proposal is None:  # the study holds n_trials trials
+                    return Searcher.FINISHED
                 if proposal.to_evaluate:  # not a repeat answered now or when its twin ends
                     break
         except Exception as e:  # e.g. a sampler stuck on forbidden draws: raised after fit
@@ -320,9 +325,25 @@ def _check_resources(spec: StudySpec) -> None:
             )
 
 
-def experiment_path(spec: StudySpec) -> str:
+def experiment_path(spec: StudySpec, driver: str) -> str:
+    """``<ray_dir>/nas-hpo-<study name>-<driver>``: one experiment folder per driver, so that
+    runs joining one study do not share Ray's files."""
     root = spec.ray_dir or os.path.join(os.path.expanduser("~"), "ray_results")
-    return os.path.join(os.path.abspath(root), f"nas-hpo-{spec.study_name}")
+    tag = f"{zlib.crc32(driver.encode()):08x}"
+    return os.path.join(os.path.abspath(root), f"nas-hpo-{spec.study_name}-{tag}")
+
+
+def _dead_sweep(study: optuna.Study) -> tuple[str, str] | None:
+    """(driver, experiment folder) of a sweep of ``study`` whose driver, on this host, died
+    before the sweep ended and that Ray can restore; None where there is none."""
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    for key, value in sorted(attrs.items()):
+        if key.startswith(SWEEP_ATTR) and isinstance(value, dict) \
+                and value.get("state") == "running":
+            driver = key[len(SWEEP_ATTR):]
+            if process_gone(driver) and tune.Tuner.can_restore(value["path"]):
+                return driver, value["path"]
+    return None
 
 
 def trial_threads(spec: StudySpec) -> int:
@@ -338,10 +359,17 @@ def execute(plan: Plan) -> optuna.Study:
     spec = plan.spec
     scheduler_of(plan)  # a study Ray cannot early-stop as asked is refused before it starts
     study = open_study(plan)
-    path = experiment_path(spec)
-    # A sweep that was interrupted (its driver stopped before fit() returned) is restored.
-    state = study._storage.get_study_system_attrs(study._study_id).get(SWEEP_ATTR)
-    restoring = state == "running" and tune.Tuner.can_restore(path)
+    me = worker_id()
+    # A sweep whose driver died before fit() returned is restored (and taken over: no other
+    # run restores it too); else this run drives a sweep of its own.
+    dead = _dead_sweep(study)
+    restoring = dead is not None
+    if dead is not None:
+        path = dead[1]
+        study._storage.set_study_system_attr(study._study_id, SWEEP_ATTR + dead[0],
+                                             {"path": path, "state": f"taken over by {me}"})
+    else:
+        path = experiment_path(spec, me)
     if not restoring:
         failed = recover_stale(study, describer(plan))
         if failed:
@@ -397,7 +425,8 @@ def execute(plan: Plan) -> optuna.Study:
                     verbose=0,
                 ),
             )
-        study._storage.set_study_system_attr(study._study_id, SWEEP_ATTR, "running")
+        study._storage.set_study_system_attr(study._study_id, SWEEP_ATTR + me,
+                                             {"path": path, "state": "running"})
         # A failed trial's last report carries its outcome and no metric value (there is
         # none to give); Ray's documented switch lets such a result through to the searcher.
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
@@ -406,7 +435,8 @@ def execute(plan: Plan) -> optuna.Study:
         # of a sweep is small.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         tuner.fit()
-        study._storage.set_study_system_attr(study._study_id, SWEEP_ATTR, "done")
+        study._storage.set_study_system_attr(study._study_id, SWEEP_ATTR + me,
+                                             {"path": path, "state": "done"})
         if restoring:
             # Trials the interrupted driver asked for after Tune's last checkpoint are unknown
             # to the restored sweep; they are failed with a reason rather than left RUNNING.

@@ -16,7 +16,13 @@ from nas_hpo.study._internals import DUPLICATE_ATTR, FINISHED, AttrWriter, count
 from nas_hpo.study._lifecycle import Lifecycle, OptunaContext, Proposal
 from nas_hpo.study._open import describer, open_study, storage_of
 from nas_hpo.study._plan import Plan, evaluation_parts, prepare, resolve_objective, resolve_space
-from nas_hpo.study._recovery import WORKER_ATTR, fail_trial, recover_stale, worker_id
+from nas_hpo.study._recovery import (
+    WORKER_ATTR,
+    fail_trial,
+    process_gone,
+    recover_stale,
+    worker_id,
+)
 from nas_hpo.study._seeds import FirstTrialSeeded, strategy_seed, trial_seed
 from nas_hpo.study._spec import DEFAULT_STORAGE, OVERRIDES, Named, StudySpec, load_spec
 from nas_hpo.study._storage import (
@@ -74,6 +80,7 @@ __all__ = [
     "open_storage",
     "open_study",
     "prepare",
+    "process_gone",
     "recover_stale",
     "resolve_objective",
     "resolve_space",

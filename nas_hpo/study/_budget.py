@@ -55,7 +55,8 @@ class Budget:
         self.excused = 0
 
     def stop_reason(self) -> str | None:
-        """Why no further trial may start (None: one may)."""
+        """Why no further trial may start (None: one may, if the study has room for it:
+        ``study_full``, checked when the trial is reserved)."""
         if self.aborted is not None:
             return self.aborted
         if self.quota is not None and self.started >= self.quota:
@@ -64,14 +65,19 @@ class Budget:
             return f"timeout_s ({self.spec.timeout_s:g} s) is over"
         if self.spec.max_epochs is not None and epochs_spent(self.study) >= self.spec.max_epochs:
             return f"max_epochs ({self.spec.max_epochs}) spent"
-        if self.shared or self.quota is None:
-            n = counted(self.study)
-            if self._first_count is None:
-                self._first_count = n - self.started
-            self._last_count = n
-            if n - self.excused >= self.spec.n_trials:
-                return f"the study holds n_trials ({self.spec.n_trials}) trials"
         return None
+
+    def study_full(self) -> bool:
+        """Whether the study holds ``n_trials`` counted trials, its own, other processes' and
+        other runs' (asked under the study's reservation lock, before a trial is created).
+        A study only this process adds to (in memory) is bounded by the quota instead."""
+        if not (self.shared or self.quota is None):
+            return False
+        n = counted(self.study)
+        if self._first_count is None:
+            self._first_count = n - self.started
+        self._last_count = n
+        return n - self.excused >= self.spec.n_trials
 
     def others_active(self) -> bool:
         """Whether other processes added trials to the study since this one first looked

@@ -37,6 +37,7 @@ from nas_hpo.study._internals import AttrWriter, stamp_new_trials
 from nas_hpo.study._open import describer
 from nas_hpo.study._plan import Plan
 from nas_hpo.study._recovery import WORKER_ATTR, fail_trial, recover_stale, worker_id
+from nas_hpo.study._reserve import reservation
 from nas_hpo.study._seeds import FirstTrialSeeded, trial_seed
 
 __all__ = ["Lifecycle", "OptunaContext", "Proposal"]
@@ -153,6 +154,7 @@ class Lifecycle:
         self.multi_fidelity = plan.strategy.multi_fidelity
         self.population_keys = tuple(plan.objective.population_attrs)
         self._heartbeat = _heartbeat_interval(study)
+        self._reservation = reservation(study, plan.spec.storage)
         self._writer: AttrWriter | None = None
         self._undo_stamp: Callable[[], None] = lambda: None
         self._sampler: FirstTrialSeeded | None = None
@@ -191,16 +193,22 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ propose
 
-    def _ask(self) -> optuna.trial.Trial:
+    def _ask(self) -> optuna.trial.Trial | None:
+        """A new trial, or None when the study has no room left (checked and created under
+        the study's reservation lock: joined runs stop at exactly ``n_trials``)."""
         if self._heartbeat:
             recover_stale(self.study, describer(self.plan))
-            with warnings.catch_warnings():
-                # Optuna warns that heartbeats are meant for Study.optimize; this lifecycle
-                # beats the heart itself (``evaluate_here``) and fails stale trials above.
-                warnings.simplefilter("ignore", UserWarning)
+        with self._reservation():
+            if self.budget.study_full():
+                return None
+            if self._heartbeat:
+                with warnings.catch_warnings():
+                    # Optuna warns that heartbeats are meant for Study.optimize; this lifecycle
+                    # beats the heart itself (``evaluate_here``) and fails stale trials above.
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = self.study.ask()
+            else:
                 trial = self.study.ask()
-        else:
-            trial = self.study.ask()
         if not self.in_memory:
             # Which process runs the trial, so that a later run can tell it died
             # (recover_stale); created trials carry it already, queued ones do not.
@@ -215,12 +223,15 @@ class Lifecycle:
         assert self._writer is not None, "use the Lifecycle as a context manager"
         self._writer.put(trial_id, key, value)
 
-    def propose(self) -> Proposal:
+    def propose(self) -> Proposal | None:
         """The next trial to evaluate, or an answered repeat (``duplicate_of`` set): both count
-        towards ``n_trials``. Forbidden draws in between are recorded and not counted."""
+        towards ``n_trials``; None when the study holds ``n_trials`` trials. Forbidden draws
+        in between are recorded and not counted."""
         space = self.plan.space
         while True:
             trial = self._ask()
+            if trial is None:
+                return None
             tid = trial._trial_id
             seed = trial_seed(self.spec.seed, trial.number)
             self.put(tid, "seed", seed)
@@ -391,11 +402,15 @@ class Lifecycle:
             note = " (traceback in its fail_traceback attribute)" if outcome.traceback else ""
             _log.warning("trial %d failed: %s%s", number, outcome.reason, note)
 
-    def run_one(self, evaluator: Evaluator) -> None:
-        """Propose, evaluate here and record one counted trial."""
+    def run_one(self, evaluator: Evaluator) -> bool:
+        """Propose, evaluate here and record one counted trial; False when the study had no
+        room for one."""
         proposal = self.propose()
+        if proposal is None:
+            return False
         if proposal.to_evaluate:
             self.record(proposal, self.evaluate_here(proposal, evaluator))
+        return True
 
     def fail_interrupted(self) -> None:
         """After a Ctrl-C: fail what this process left RUNNING. ``evaluate_here`` fails its

@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-__all__ = ["WORKER_ATTR", "fail_trial", "recover_stale", "worker_id"]
+__all__ = ["WORKER_ATTR", "fail_trial", "process_gone", "recover_stale", "worker_id"]
 
 WORKER_ATTR = "nas_hpo:worker"
 
@@ -49,6 +49,11 @@ def _alive(worker: str) -> bool | None:
         return abs(proc.create_time() - float(started)) < 0.01  # pid reused by another process?
     except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
         return False
+
+
+def process_gone(worker: str) -> bool:
+    """Whether the process ``worker`` (a ``worker_id``) ran on this host and is gone."""
+    return _alive(worker) is False
 
 
 def fail_trial(
