@@ -100,3 +100,9 @@ def pid_of(config: dict, ctx) -> float:
 
     ctx.set_attr("pid", os.getpid())
     return kernel_sum(config)
+
+
+def tiny_two_kernels(config: dict) -> tuple[float, float]:
+    """Two values of a ``resnet_blocks`` config, for NSGA-II: kernels up, widths down."""
+    widths = sum(v for k, v in config.items() if k.endswith("_width"))
+    return kernel_sum(config), float(widths)

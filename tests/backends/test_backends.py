@@ -173,3 +173,16 @@ def test_the_population_reaches_the_objective_on_every_backend(backend, storage)
     for k, t in enumerate(trials):
         assert t.values[1] == pytest.approx(proxies.vote(rows[: k + 1])[-1])
     assert spaces.get("nb201").name == study.user_attrs["space"]
+
+
+def test_nsga2_constraints_reach_optuna(backend, storage):
+    """Bounds on what a trial records become its Optuna constraints, wherever it ran."""
+    study = _run(backend, storage, "constrained", space={"name": "resnet_blocks",
+                                                          "base_width": 4},
+                 objective=TOY + "tiny_two_kernels", study={"directions": ["maximize",
+                                                                          "minimize"],
+                                                           "cost": ["params"]},
+                 strategy={"name": "nsga2", "population_size": 4,
+                           "constraints": {"params": 50_000}}, n_trials=4)
+    for t in study.get_trials():
+        assert t.constraints == {"params": pytest.approx(t.user_attrs["params"] - 50_000)}
