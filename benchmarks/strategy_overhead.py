@@ -1,4 +1,4 @@
-"""Per-trial overhead of nas-hpo's runner and strategies against bare Optuna.
+"""Per-trial overhead of nas-hpo's trial lifecycle and strategies against bare Optuna.
 
 The objective costs nothing, so what is timed is sampling and bookkeeping. For each strategy
 and study size, the same conditional space runs twice in this process:

@@ -24,9 +24,9 @@ experiment (``Tuner.restore``: unfinished trials resume under their Optuna trial
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import math
 import os
 import pickle
 import zlib
@@ -35,12 +35,19 @@ from typing import Any
 
 import optuna
 
-from nas_hpo._objective import Context, TrialFailure
 from nas_hpo.backends._ray_schedulers import scheduler_of
+from nas_hpo.backends._ray_worker import (
+    ATTRS_KEY,
+    OUTCOME_KEY,
+    STEP_KEY,
+    TRIAL_KEY,
+    metric_names,
+    trainable,
+)
 from nas_hpo.study import (
+    MEMORY,
     WORKER_ATTR,
     Budget,
-    Evaluator,
     Lifecycle,
     Outcome,
     Plan,
@@ -50,14 +57,12 @@ from nas_hpo.study import (
     counted,
     default_threads,
     describer,
-    evaluation_parts,
     fail_trial,
     jsonable,
     open_study,
     prepare,
     process_gone,
     recover_stale,
-    use_threads,
     warm_start,
     worker_id,
 )
@@ -73,69 +78,8 @@ __all__ = ["execute", "experiment_path"]
 
 _log = logging.getLogger("nas_hpo")
 
-# Keys of the config / results exchanged between the driver and the trainable.
-TRIAL_KEY = "nas_hpo:trial"  # the proposal: trial number, seed, fidelity, population (JSON)
-STEP_KEY = "nas_hpo_step"
-OUTCOME_KEY = "nas_hpo_outcome"  # JSON: Ray flattens nested result dicts
-ATTRS_KEY = "nas_hpo_attrs"
 #: Study system attribute of each Ray sweep, by its driver: its experiment folder and state.
 SWEEP_ATTR = "nas_hpo:ray_sweep:"
-
-
-def metric_names(n_values: int) -> list[str]:
-    return ["value"] if n_values == 1 else [f"value_{i}" for i in range(n_values)]
-
-
-# ------------------------------------------------------------------------------ the worker
-
-
-class RayContext(Context):
-    """The context of a Ray trial: reports go to ``ray.tune.report`` (and Ray's scheduler,
-    which stops the trial itself when it decides to), with what is known so far of the
-    trial's attributes, so that a trial stopped after a report keeps them."""
-
-    def __init__(self, metric: str, proposal: Mapping[str, Any], known: dict[str, Any]
-                 ) -> None:
-        super().__init__(proposal["seed"], proposal.get("fidelity"),
-                         proposal.get("population", []))
-        self.metric, self.known = metric, known
-
-    def report(self, value: float, step: int) -> None:
-        super().report(value, step)
-        if not math.isfinite(value):
-            raise TrialFailure(f"intermediate value {value} at step {step} is not finite")
-        attrs = json.dumps(jsonable({**self.known, **self.attrs}))
-        tune.report({self.metric: float(value), STEP_KEY: int(step), ATTRS_KEY: attrs})
-
-
-_EVALUATORS: dict[str, tuple[Evaluator, int]] = {}
-
-
-def _evaluator(spec: StudySpec, threads: int) -> Evaluator:
-    # One per worker process and study (Ray reuses worker processes across trials).
-    key = repr(spec)
-    if key not in _EVALUATORS:
-        space, objective, directions = evaluation_parts(spec)
-        _EVALUATORS[key] = (Evaluator(space, objective, n_values=len(directions),
-                                      cost_metrics=spec.cost_metrics,
-                                      also_score=spec.also_score, seed=spec.seed), threads)
-    return _EVALUATORS[key][0]
-
-
-def _trainable(config: dict[str, Any], spec: StudySpec, n_values: int, threads: int) -> None:
-    """One Ray trial: the lifecycle's evaluation of the proposal; the final report carries
-    the ``Outcome`` (and the values, for Ray's schedulers and results)."""
-    use_threads(threads)
-    config = dict(config)
-    proposal = json.loads(config.pop(TRIAL_KEY))
-    names = metric_names(n_values)
-    attrs: dict[str, Any] = {}
-    outcome = _evaluator(spec, threads).evaluate(config, RayContext(names[0], proposal, attrs),
-                                                 attrs)
-    final = {OUTCOME_KEY: outcome.to_json()}
-    if outcome.values is not None:
-        final.update(zip(names, outcome.values, strict=True))
-    tune.report(final)
 
 
 # ------------------------------------------------------------------------------ the driver
@@ -386,12 +330,13 @@ def execute(plan: Plan) -> optuna.Study:
     life: Lifecycle | None = None
     try:
         _check_resources(spec)
-        trainable = tune.with_resources(
-            tune.with_parameters(_trainable, spec=spec, n_values=len(plan.directions),
-                                 threads=trial_threads(spec)),
+        # The workers need no storage: the spec they get has none (no password in Ray's files).
+        runs = tune.with_resources(
+            tune.with_parameters(trainable, spec=dataclasses.replace(spec, storage=MEMORY),
+                                 n_values=len(plan.directions), threads=trial_threads(spec)),
             dict(spec.resources_per_trial))
         if restoring:
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True,
+            tuner = tune.Tuner.restore(path, runs, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
         else:
             names = metric_names(len(plan.directions))
@@ -404,7 +349,7 @@ def execute(plan: Plan) -> optuna.Study:
                              on_record=progress.update if progress.enabled else None)
             searcher.attach(life.__enter__())
             tuner = tune.Tuner(
-                trainable,
+                runs,
                 param_space={},
                 tune_config=tune.TuneConfig(
                     search_alg=searcher,

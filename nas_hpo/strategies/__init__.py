@@ -46,7 +46,7 @@ class Strategy:
     name: str
     sampler: optuna.samplers.BaseSampler
     pruner: optuna.pruners.BasePruner
-    #: Upper bounds on trial user attributes (e.g. ``{"params": 1e6}``); the runner sets each
+    #: Upper bounds on trial user attributes (e.g. ``{"params": 1e6}``); the engine sets each
     #: trial's Optuna constraint ``value - bound`` (feasible when <= 0) for samplers that use them.
     constraints: dict[str, float] = field(default_factory=dict)
     #: The sampler chooses each trial's fidelity (the ``nas_hpo:fidelity`` system attribute),

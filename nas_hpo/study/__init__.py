@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from nas_hpo.study._budget import Budget, StudyAborted, epochs_spent
 from nas_hpo.study._checks import SpecError, check_options, import_callable, type_ok
+from nas_hpo.study._context import OptunaContext
 from nas_hpo.study._dedupe import ArchRecord
 from nas_hpo.study._evaluate import CostRecorder, Evaluator, Outcome, ProxyScorer
 from nas_hpo.study._internals import DUPLICATE_ATTR, FINISHED, AttrWriter, counted, jsonable
-from nas_hpo.study._lifecycle import Lifecycle, OptunaContext, Proposal
+from nas_hpo.study._lifecycle import Lifecycle, Proposal
 from nas_hpo.study._open import describer, open_study, storage_of
 from nas_hpo.study._plan import Plan, evaluation_parts, prepare, resolve_objective, resolve_space
 from nas_hpo.study._recovery import (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,16 +23,16 @@ import numpy as np
 import optuna
 
 from nas_hpo import strategies
-from nas_hpo._objective import Context, TrialFailure
 from nas_hpo.space import (
     MAX_FORBIDDEN_DRAWS,
     ForbiddenConfigurationError,
     forbidden_streak_error,
 )
 from nas_hpo.study._budget import Budget
+from nas_hpo.study._context import Heartbeat, OptunaContext, heartbeat_interval
 from nas_hpo.study._dedupe import OWN_ATTRS, ArchRecord, answer_attrs, fidelity_key
 from nas_hpo.study._evaluate import FAIL, INTERRUPTED, Evaluator, Outcome
-from nas_hpo.study._internals import AttrWriter, stamp_new_trials
+from nas_hpo.study._internals import AttrWriter, stamp_new_trials, tell
 from nas_hpo.study._open import describer
 from nas_hpo.study._plan import Plan
 from nas_hpo.study._recovery import WORKER_ATTR, fail_trial, recover_stale, worker_id
@@ -49,25 +48,6 @@ except ImportError:  # pragma: no cover
     _CONSTRAINTS_KEY = "constraints"
 
 
-class _OptunaTell:
-    """Optuna's own tell (``optuna.study._tell._tell_with_warning``), looked up at each call."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-
-    def tell_with_warning(self, study: optuna.Study, trial: Any, value: Any,
-                          state: optuna.trial.TrialState) -> None:
-        self.module._tell_with_warning(study=study, trial=trial, value_or_values=value,
-                                       state=state)
-
-
-try:
-    import optuna.study._tell as _tell_module
-
-    _tell: _OptunaTell | None = _OptunaTell(_tell_module) if hasattr(
-        _tell_module, "_tell_with_warning") else None
-except ImportError:  # pragma: no cover
-    _tell = None
 #: Per-trial lines in Optuna's own logger tree: Optuna's handler and verbosity apply (``-q``).
 _trials_log = optuna.logging.get_logger("optuna.nas_hpo")
 
@@ -107,28 +87,6 @@ class Proposal:
                 "seed": self.seed, "fidelity": self.fidelity, "arch": self.arch}
 
 
-class OptunaContext(Context):
-    """The context of a trial evaluated where the study is: reports go to ``trial.report`` and
-    the strategy's pruner; attributes are written to the trial at once."""
-
-    def __init__(self, proposal: Proposal) -> None:
-        super().__init__(proposal.seed, proposal.fidelity, proposal.population)
-        assert proposal.trial is not None
-        self.trial = proposal.trial
-
-    def report(self, value: float, step: int) -> None:
-        super().report(value, step)
-        if not math.isfinite(value):
-            raise TrialFailure(f"intermediate value {value} at step {step} is not finite")
-        self.trial.report(float(value), step)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} with value {value:.4g}")
-
-    def set_attr(self, key: str, value: Any) -> None:
-        super().set_attr(key, value)
-        self.trial.set_user_attr(key, value)
-
-
 class Lifecycle:
     """The lifecycle of the trials one process adds to ``study`` (a context manager: it
     installs its storage shortcuts and the first-trial seeding of the strategy, and takes
@@ -153,7 +111,7 @@ class Lifecycle:
         self._rng = np.random.default_rng([plan.spec.seed, 0xF0B1])
         self.multi_fidelity = plan.strategy.multi_fidelity
         self.population_keys = tuple(plan.objective.population_attrs)
-        self._heartbeat = _heartbeat_interval(study)
+        self._heartbeat = heartbeat_interval(study)
         self._reservation = reservation(study, plan.spec.storage)
         self._writer: AttrWriter | None = None
         self._undo_stamp: Callable[[], None] = lambda: None
@@ -328,7 +286,7 @@ class Lifecycle:
         """Evaluate ``proposal`` in this process, its reports going to the pruner. A Ctrl-C
         records the trial as interrupted, with what it had measured, and goes through."""
         attrs: dict[str, Any] = {}
-        with _Heartbeat(self.study, proposal.trial_id, self._heartbeat):
+        with Heartbeat(self.study, proposal.trial_id, self._heartbeat):
             try:
                 return evaluator.evaluate(proposal.config, OptunaContext(proposal), attrs)
             except KeyboardInterrupt:
@@ -379,12 +337,7 @@ class Lifecycle:
         assert self._writer is not None
         self._writer.before_tell(trial_id, trial if not isinstance(trial, int) else None)
         value = values if values is None or len(values) > 1 else values[0]
-        if _tell is not None:
-            # What Study.tell does, without the deep copy of the trial it returns (a fifth of
-            # a cheap sampler's trial in memory): what Study.optimize calls too.
-            _tell.tell_with_warning(self.study, trial, value, state)
-        else:  # pragma: no cover - another Optuna
-            self.study.tell(trial, value, state=state)
+        tell(self.study, trial, value, state)
 
     def _log(self, proposal: Proposal, outcome: Outcome) -> None:
         number = proposal.number
@@ -430,42 +383,3 @@ def _fixed_params(trial: optuna.trial.Trial) -> dict[str, Any] | None:
     frozen = getattr(trial, "_cached_frozen_trial", None)
     attrs = frozen.system_attrs if frozen is not None else trial.system_attrs
     return attrs.get("fixed_params") or None
-
-
-def _heartbeat_interval(study: optuna.Study) -> int | None:
-    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
-
-    storage = study._storage
-    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
-        return storage.get_heartbeat_interval()
-    return None
-
-
-class _Heartbeat:
-    """Optuna's heartbeat of a running trial (what ``Study.optimize`` runs): the storage
-    hears from the trial every ``interval`` seconds, so that a lost worker's trial is failed
-    once its heartbeat is stale."""
-
-    def __init__(self, study: optuna.Study, trial_id: int, interval: int | None) -> None:
-        self.storage, self.trial_id, self.interval = study._storage, trial_id, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _beat(self) -> None:
-        while True:
-            self.storage.record_heartbeat(self.trial_id)
-            if self._stop.wait(self.interval):
-                return
-
-    def __enter__(self) -> _Heartbeat:
-        if self.interval:
-            self._thread = threading.Thread(target=self._beat, daemon=True,
-                                            name="nas-hpo-heartbeat")
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-

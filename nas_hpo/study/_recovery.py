@@ -88,7 +88,7 @@ def recover_stale(
     """Fail the RUNNING trials of ``study`` whose worker is gone, each with a ``fail_reason``;
     returns their numbers. Trials of live workers (other processes of a ``--workers`` run,
     other machines with a fresh heartbeat) are left alone. ``describe(trial)``: user
-    attributes to give a failed trial where it lacks them (the runner's seed and ``arch``,
+    attributes to give a failed trial where it lacks them (the engine's seed and ``arch``,
     which it writes when a trial ends: a killed process never did)."""
     from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
     from optuna.trial import TrialState
