@@ -39,7 +39,7 @@ from nas_hpo.study._recovery import WORKER_ATTR, fail_trial, recover_stale, work
 from nas_hpo.study._reserve import reservation
 from nas_hpo.study._seeds import FirstTrialSeeded, trial_seed
 
-__all__ = ["Lifecycle", "OptunaContext", "Proposal"]
+__all__ = ["Lifecycle", "Proposal"]
 
 _log = logging.getLogger("nas_hpo")
 try:  # where Optuna keeps a trial's constraints (optuna 3.x-5.x)

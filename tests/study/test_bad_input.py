@@ -79,7 +79,8 @@ def test_reading_commands_never_create_or_change_a_database(tmp_path, capsys):
     before = _digest(other)
     url = f"sqlite:///{other}"
     for args in (["report", "--storage", url, "--out", str(tmp_path / "r")],
-                 ["correlate", "x", "--storage", url, "--estimators", "params"]):
+                 ["correlate", "x", "--storage", url, "--estimators", "params"],
+                 ["dashboard", "--storage", url, "--port", "8791"]):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert f"'{other}' is not an Optuna storage (no 'studies' table); nothing was changed" \
@@ -105,12 +106,16 @@ def test_read_only_commands_name_what_is_wrong(tmp_path, capsys, storage):
                 storage=storage, study_name="one")
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder\n")
+    bad_journal = tmp_path / "bad.log"
+    bad_journal.write_text("this is not json\n")
     cases = [
         (["report", "one", "--storage", storage, "--out", str(a_file)],
          f"--out {a_file}: {a_file} is a file, not a folder"),
         (["correlate", str(tmp_path / "missing.csv"), "--estimators", "params"],
          f"{tmp_path / 'missing.csv'}: no such file"),
         (["report", "--storage", f"journal:{tmp_path}"], "is a folder, not a storage file"),
+        (["report", "--storage", f"journal:{bad_journal}"],
+         f"'{bad_journal}' is not a journal file Optuna can read (ValueError: line 1: "),
     ]
     for args, message in cases:
         assert main(args) == 2, args
