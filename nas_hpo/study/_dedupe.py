@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
 from nas_hpo.study._internals import rdb_backend
 
-__all__ = ["OWN_ATTRS", "ArchRecord", "answer_attrs", "fidelity_key"]
+__all__ = ["OWN_ATTRS", "Answer", "ArchRecord", "answer_attrs", "fidelity_key"]
 
 #: Attributes of the answering trial that describe its run, not the architecture.
 OWN_ATTRS = frozenset({"seed", "fail_reason", "fail_traceback", "duplicate_of", "warm_start",
@@ -42,26 +43,34 @@ class ArchRecord:
     def __init__(self, study: optuna.Study) -> None:
         self.study = study
         self._table: dict[tuple[str, str], int] | None = None
+        # The values and attributes of trials this process recorded: a repeat of one is
+        # answered without reading the storage.
+        self._own: dict[int, Answer] = {}
         self._memory = type(study._storage) is optuna.storages.InMemoryStorage
         self._backend = rdb_backend(study)
 
-    def add(self, arch: str, fidelity: Any, number: int) -> None:
+    def add(self, arch: str, fidelity: Any, number: int, values: tuple[float, ...],
+            attrs: dict[str, Any]) -> None:
         """A complete trial this process recorded."""
+        self._own[number] = Answer(number, tuple(values), dict(attrs))
         if self._table is not None:
             self._table.setdefault((arch, fidelity_key(fidelity)), number)
 
-    def find(self, arch: str, fidelity: Any, *, others: bool = False
-             ) -> optuna.trial.FrozenTrial | None:
-        """A complete trial of ``arch`` at ``fidelity``, or None. ``others``: processes other
+    def find(self, arch: str, fidelity: Any, *, others: bool = False) -> Answer | None:
+        """The complete trial of ``arch`` at ``fidelity``, or None. ``others``: processes other
         than this one added trials since the last look, so the storage is read again."""
         if self._table is None or (others and not self._memory):
             self._table = self._load()
         number = self._table.get((arch, fidelity_key(fidelity)))
         if number is None:
             return None
-        return self.study._storage.get_trial(
-            self.study._storage.get_trial_id_from_study_id_trial_number(
-                self.study._study_id, number))
+        known = self._own.get(number)
+        if known is not None:
+            return known
+        storage = self.study._storage
+        trial = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(
+            self.study._study_id, number))
+        return Answer(trial.number, tuple(trial.values), dict(trial.user_attrs))
 
     def _load(self) -> dict[tuple[str, str], int]:
         rows: list[tuple[int, str | None, Any]] = []
@@ -84,7 +93,16 @@ class ArchRecord:
         return table
 
 
-def answer_attrs(original: optuna.trial.FrozenTrial) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Answer:
+    """What a repeat is answered from: the evaluated trial's number, values and attributes."""
+
+    number: int
+    values: tuple[float, ...]
+    user_attrs: dict[str, Any]
+
+
+def answer_attrs(original: Answer) -> dict[str, Any]:
     """What a repeat of ``original`` records: its measurements and ``duplicate_of``."""
     attrs = {k: v for k, v in original.user_attrs.items() if k not in OWN_ATTRS}
     attrs["duplicate_of"] = original.user_attrs.get("duplicate_of", original.number)

@@ -30,7 +30,7 @@ from nas_hpo.space import (
 )
 from nas_hpo.study._budget import Budget
 from nas_hpo.study._context import Heartbeat, OptunaContext, heartbeat_interval
-from nas_hpo.study._dedupe import OWN_ATTRS, ArchRecord, answer_attrs, fidelity_key
+from nas_hpo.study._dedupe import OWN_ATTRS, Answer, ArchRecord, answer_attrs, fidelity_key
 from nas_hpo.study._evaluate import FAIL, INTERRUPTED, Evaluator, Outcome
 from nas_hpo.study._internals import AttrWriter, stamp_new_trials, tell
 from nas_hpo.study._open import describer
@@ -273,7 +273,7 @@ class Lifecycle:
             repaired = self.plan.space.repair(params, self._rng)
             self.study.enqueue_trial(repaired, user_attrs={"repaired_from": trial.number})
 
-    def _answer(self, proposal: Proposal, original: optuna.trial.FrozenTrial) -> None:
+    def _answer(self, proposal: Proposal, original: Answer) -> None:
         """Record ``proposal`` with the values and measurements of ``original``."""
         attrs = answer_attrs(original)
         proposal.duplicate_of = attrs["duplicate_of"]
@@ -318,7 +318,8 @@ class Lifecycle:
         if proposal.duplicate_of is None and not proposal.rejected:
             arch = proposal.arch or self.plan.space.arch_key(proposal.config)
             if state == optuna.trial.TrialState.COMPLETE:
-                self.record_index.add(arch, proposal.fidelity, proposal.number)
+                self.record_index.add(arch, proposal.fidelity, proposal.number,
+                                      outcome.values or (), attrs)
             key = (arch, fidelity_key(proposal.fidelity))
             if self._flying.get(key) == proposal.number:
                 del self._flying[key]
