@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import torch
 from nas_hpo import cost, objectives, spaces
 from nas_hpo.objectives import Context, TrialFailure
 from nas_hpo.training import avg_pools_as_convs
+from tests.avx2 import run_on_avx2
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +107,6 @@ def test_cuda_without_a_gpu_is_refused_up_front():
 
 def test_cifar10_files_train_end_to_end(tmp_path, monkeypatch):
     """The CIFAR-10 reader and the 32×32 augmentation path, on files in CIFAR's format."""
-    import os
 
     import torchvision.datasets.cifar as cifar
 
@@ -152,7 +150,6 @@ def test_channels_last_is_the_cpu_default_and_trains_like_the_default_layout(spa
                                plain.user_attrs["train_loss_curve"], rtol=0.05)
 
 
-MALLOC_DEBUG = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
 
 
 def test_channels_last_training_on_onednn_avx2_path_keeps_the_heap_intact(tmp_path):
@@ -162,7 +159,8 @@ def test_channels_last_training_on_onednn_avx2_path_keeps_the_heap_intact(tmp_pa
     # picks its code path at start-up, hence a fresh process; glibc's malloc checks make
     # an out-of-bounds write fail at the next free.
     script = tmp_path / "train_avx2.py"
-    script.write_text(
+    out = run_on_avx2(
+        script,
         "import torch\n"
         "from nas_hpo import objectives, spaces\n"
         "from nas_hpo.objectives import Context\n"
@@ -174,13 +172,7 @@ def test_channels_last_training_on_onednn_avx2_path_keeps_the_heap_intact(tmp_pa
         "    assert r.user_attrs['channels_last'] is True\n"
         "print('trained')\n"
     )
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
-    if os.path.exists(MALLOC_DEBUG):
-        env.update(LD_PRELOAD=MALLOC_DEBUG, GLIBC_TUNABLES="glibc.malloc.check=3")
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("trained")
+    assert out.strip().endswith("trained")
 
 
 def test_compiled_training_with_pooling_as_convolution_matches_pytorchs_pooling(monkeypatch):

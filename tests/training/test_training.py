@@ -4,9 +4,6 @@ same function as PyTorch's modules, faster or safe on oneDNN)."""
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,6 +11,7 @@ import torch
 from nas_hpo.training import AUGMENT, avg_pools_as_convs, avoid_strided_pointwise_convs
 from nas_hpo.training._cpu import _WindowSum
 from nas_hpo.training._recipe import _crop
+from tests.avx2 import run_on_avx2
 
 POOLS = [  # (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
     (3, 1, 1, False, False, None),  # NAS-Bench-201's and DARTS's pooling
@@ -24,7 +22,6 @@ POOLS = [  # (kernel, stride, padding, ceil_mode, count_include_pad, divisor_ove
     (3, 2, 1, True, False, None),  # a partial window on some sizes: runs the pooling
     (3, 1, 1, False, True, 4),  # divisor_override: runs the pooling
 ]
-MALLOC_DEBUG = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
 
 def test_crop_is_a_window_of_the_padded_image_and_flip_mirrors():
     gen = torch.Generator().manual_seed(0)
@@ -116,7 +113,8 @@ def test_pooling_as_convolution_on_onednn_avx2_path_keeps_the_heap_intact(tmp_pa
     # its AVX2 path (another oneDNN bug hid there, see above) with glibc's malloc checks, few
     # and many channels, both layouts, to the second derivative.
     script = tmp_path / "pool_avx2.py"
-    script.write_text(
+    out = run_on_avx2(
+        script,
         "import torch\n"
         "from torch import nn\n"
         "from nas_hpo.training import avg_pools_as_convs\n"
@@ -134,10 +132,4 @@ def test_pooling_as_convolution_on_onednn_avx2_path_keeps_the_heap_intact(tmp_pa
         "                torch.autograd.grad((g * g).sum(), x)\n"
         "print('pooled')\n"
     )
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
-    if os.path.exists(MALLOC_DEBUG):
-        env.update(LD_PRELOAD=MALLOC_DEBUG, GLIBC_TUNABLES="glibc.malloc.check=3")
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("pooled")
+    assert out.strip().endswith("pooled")
