@@ -18,8 +18,10 @@ import torch
 
 from nas_hpo import cost, data
 from nas_hpo._objective import Context, DataSource, Objective, Result
+from nas_hpo._options import check_declared, option
 from nas_hpo.objectives import register
 from nas_hpo.space import SearchSpace
+from nas_hpo.training import check_device, resolve_device
 
 # The value each metric contributes (the attribute of ``cost.measure`` it comes from).
 _VALUE_OF = {"params": "params", "flops": "flops", "latency": "latency_ms"}
@@ -33,13 +35,14 @@ class Cost(Objective):
     metrics: list[str] | tuple[str, ...] = ("params",)
     dataset: str = data.DEFAULT
     input_shape: list[int] | None = None
-    num_classes: int | None = None
-    batch_size: int = 1
-    device: str = "cpu"
-    warmup: int = 3
-    repeats: int = 10
+    num_classes: int | None = option(None, ge=1)
+    batch_size: int = option(1, ge=1)
+    device: str = option("cpu", check=check_device)
+    warmup: int = option(3, ge=0)
+    repeats: int = option(10, ge=1)
 
     def __post_init__(self) -> None:
+        check_declared(self)
         try:
             metrics = cost.check_metrics(self.metrics)
         except (ValueError, TypeError) as e:
@@ -59,17 +62,11 @@ class Cost(Objective):
             object.__setattr__(self, "input_shape", [int(v) for v in self.input_shape])
             if self.num_classes is None:
                 raise ValueError("num_classes: required with input_shape")
-        if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
-        if self.batch_size < 1 or self.repeats < 1 or self.warmup < 0:
-            raise ValueError("batch_size and repeats must be >= 1 and warmup >= 0")
-        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device: {self.device!r} asked for, but CUDA is not available")
         object.__setattr__(self, "directions", ("minimize",) * len(metrics))
 
     @property
     def cost_device(self) -> str:  # type: ignore[override]
-        return self.device
+        return str(resolve_device(self.device))
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -93,7 +90,7 @@ class Cost(Objective):
             input_shape,
             self.metrics,
             batch_size=self.batch_size,
-            device=self.device,
+            device=self.cost_device,
             warmup=self.warmup,
             repeats=self.repeats,
         )

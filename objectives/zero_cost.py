@@ -19,7 +19,7 @@ from nas_hpo._options import check_declared, option
 from nas_hpo.objectives import register
 from nas_hpo.proxies import PROXIES, REGISTRY, VOTE_DEFAULT, score_config, vote
 from nas_hpo.space import SearchSpace
-from nas_hpo.training import check_device
+from nas_hpo.training import check_device, resolve_device
 
 __all__ = ["ZeroCost"]
 
@@ -89,7 +89,7 @@ class ZeroCost(Objective):
 
     @property
     def cost_device(self) -> str:  # type: ignore[override]
-        return self.device
+        return str(resolve_device(self.device))
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -113,7 +113,7 @@ class ZeroCost(Objective):
             space, config, needed, dataset=self.dataset, data_dir=self.data_dir,
             download=self.download, split_seed=self.split_seed, seed=ctx.seed,
             data_seed=data_seed, batch_size=self.batch_size, n_batches=self.n_batches,
-            device=self.device, repeats=self.repeats, channels_last=self.channels_last,
+            device=self.cost_device, repeats=self.repeats, channels_last=self.channels_last,
         )
         values = dict(scores)
         if members:
