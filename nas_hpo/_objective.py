@@ -104,6 +104,8 @@ class Context:
         self.population = None if population is None else list(population)
         self.reports: list[tuple[int, float]] = []
         self.attrs: dict[str, Any] = {}
+        #: Seconds of (simulated) time the evaluation said it cost (``spend``).
+        self.spent = 0.0
 
     def report(self, value: float, step: int) -> None:
         """Report an intermediate value (e.g. validation accuracy after epoch ``step``); raises
@@ -112,6 +114,16 @@ class Context:
 
     def set_attr(self, key: str, value: Any) -> None:
         self.attrs[key] = value
+
+    def spend(self, seconds: float) -> None:
+        """Say that the evaluation has now cost ``seconds`` more of time it did not really
+        take (a table-answered objective: what the training it looks up took). Everywhere
+        it is only added up; on the ``simulated`` backend the evaluation waits here until
+        the simulated clock has moved on by that much, so that its next report, or its
+        result, arrives at the moment it would have."""
+        if not seconds >= 0:
+            raise ValueError(f"spend: seconds must be >= 0, got {seconds}")
+        self.spent += float(seconds)
 
 
 class Objective:

@@ -11,9 +11,13 @@ exported from NAS-Bench-201 / NATS-Bench joins as it is).
 Rows of the same architecture (and fidelity) are repeated runs: the value is their mean, the
 trial records how many there were and their standard deviation. With a ``fidelity`` column
 (e.g. ``epoch``), a multi-fidelity strategy asks for ``{fidelity: budget}`` and gets the rows
-at the largest fidelity not above the budget; without a budget, the largest. ``cost`` names a
-column of what the evaluation would have cost (e.g. training seconds), recorded on the trial
-as ``simulated_cost`` so that a benchmark can plot results against simulated time.
+at the largest fidelity not above the budget; without a budget, the largest. On the way, each
+level up to it is reported as an intermediate value (``report_steps``), so pruners decide on
+the table's curves as they would on a training's. ``cost`` names a column of what reaching a
+row would have cost (e.g. cumulative training seconds at that epoch): it is spent level by
+level (``Context.spend``: the ``simulated`` backend's clock waits for it) and recorded on the
+trial as ``simulated_cost``, so that a benchmark can plot results against simulated time.
+Numeric ``attrs`` are averaged over the repeated runs like the metrics.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ class _Table:
     fidelities: dict[str, list[Any]]
     n_rows: int
     example: str
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 @functools.lru_cache(maxsize=4)
@@ -79,14 +87,28 @@ def _read(path: str, mtime: float, key: str, metrics: tuple[str, ...], fidelity:
     levels = frame[fidelity].tolist() if fidelity else [None] * len(frame)
     costs = frame[cost].tolist() if cost else [math.nan] * len(frame)
     extra = frame[list(attrs)].to_dict("records") if attrs else [{}] * len(frame)
+    seen: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for arch, vals, level, c, a in zip(keys, values, levels, costs, extra, strict=True):
         if hasattr(level, "item"):
             level = level.item()
-        group = rows.setdefault(arch, {}).setdefault(level, ([], [], a))
+        group = rows.setdefault(arch, {}).setdefault(level, ([], [], {}))
         group[0].append(vals)
         group[1].append(c)
+        if attrs:
+            seen.setdefault((arch, level), []).append(a)
+    for (arch, level), found in seen.items():  # numbers averaged over the runs, else the first
+        merged = rows[arch][level][2]
+        for k in attrs:
+            values_k = [_plain(r[k]) for r in found]
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                          for v in values_k)
+            merged[k] = sum(values_k) / len(values_k) if numeric else values_k[0]
     fidelities = {arch: sorted(levels_) for arch, levels_ in rows.items()} if fidelity else {}
     return _Table(rows, fidelities, len(frame), keys[0])
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 @register("tabular", needs="table")
@@ -104,6 +126,7 @@ class Tabular(Objective):
     fidelity: str | None = None
     cost: str | None = None
     attrs: list[str] | tuple[str, ...] = ()
+    report_steps: bool = True
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -126,6 +149,12 @@ class Tabular(Objective):
     @property
     def metric_names(self) -> tuple[str, ...]:
         return tuple(self.metrics)
+
+    @property
+    def max_steps(self) -> int | None:
+        if not (self.fidelity and self.report_steps):
+            return None
+        return max(map(len, self.table().fidelities.values()))
 
     def table(self) -> _Table:
         path = Path(self.path).expanduser().resolve()
@@ -150,9 +179,21 @@ class Tabular(Objective):
                 raise TrialFailure(f"architecture {arch} has no row at {self.fidelity} <= "
                                    f"{budget} in {self.path} (it has {levels})")
             level = below[-1]
+            spent = 0.0
+            for i, step in enumerate(below):
+                runs, costs, _ = found[step]
+                cost = _mean(costs) if self.cost else math.nan
+                if math.isfinite(cost):  # (a row without its cost costs nothing)
+                    ctx.spend(max(cost - spent, 0.0))
+                    spent = max(spent, cost)
+                if self.report_steps:
+                    whole = isinstance(step, (int, float)) and float(step).is_integer()
+                    ctx.report(_mean([r[0] for r in runs]), int(step) if whole else i + 1)
+        elif self.cost and math.isfinite(_mean(found[None][1])):
+            ctx.spend(_mean(found[None][1]))
         runs, costs, attrs = found[level]
         n = len(runs)
-        means = [sum(r[i] for r in runs) / n for i in range(len(self.metrics))]
+        means = [_mean([r[i] for r in runs]) for i in range(len(self.metrics))]
         out: dict[str, Any] = {"table_rows": n}
         for i, name in enumerate(self.metrics):
             out[name] = means[i]
@@ -162,6 +203,6 @@ class Tabular(Objective):
         if self.fidelity:
             out["fidelity"] = {self.fidelity: level}
         if self.cost:
-            out["simulated_cost"] = sum(costs) / n
-        out.update({k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()})
+            out["simulated_cost"] = _mean(costs)
+        out.update(attrs)
         return Result(tuple(means), out)

@@ -69,6 +69,10 @@ class Train(TrainingOptions, Objective):
     channels_last: bool | None = None
     compile: bool = False
     diverge_loss: float | None = option(None, gt=0)
+    #: Also score the test split after every epoch (``test_accuracy_curve``,
+    #: ``test_loss_curve``): what a tabular benchmark's per-epoch rows hold. Off by default:
+    #: the test split is never looked at during a search.
+    test_every_epoch: bool = False
 
     directions = ("maximize",)
     fidelities = FIDELITIES
@@ -202,13 +206,22 @@ class Train(TrainingOptions, Objective):
         curve: list[float] = []
         val_losses: list[float] = []
         train_losses: list[float] = []
+        train_accs: list[float] = []
+        epoch_seconds: list[float] = []
+        test_curve: list[float] = []
+        test_losses: list[float] = []
+        x_test = y_test = None
+        if self.test_every_epoch:
+            x_test, y_test = prepare(splits.x_test), splits.y_test.to(device)
         start = time.perf_counter()
         seen = 0
         for epoch in range(1, min(self.epochs, stop_after or self.epochs) + 1):
             model.train()
             perm = torch.randperm(len(x), generator=gen).to(device)
             loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
             steps = 0
+            epoch_start, epoch_seen = time.perf_counter(), seen
             for i in range(0, len(x), self.batch_size):
                 idx = perm[i : i + self.batch_size]
                 if len(idx) < min_batch:
@@ -224,6 +237,7 @@ class Train(TrainingOptions, Objective):
                 opt.step()
                 sched.step()
                 loss_sum += loss.detach()
+                correct += (out.detach().argmax(1) == y[idx]).sum()
                 steps += 1
                 seen += len(idx)
             # One synchronization per epoch: the check that the run is still sane.
@@ -237,24 +251,41 @@ class Train(TrainingOptions, Objective):
                     f"{math.log(splits.num_classes):.3g}, limit {diverge:.3g})"
                 )
             train_losses.append(mean_loss)
+            # (the accuracy on the augmented training batches as they were trained on)
+            train_accs.append(correct.item() / max(seen - epoch_seen, 1))
+            epoch_seconds.append(round(time.perf_counter() - epoch_start, 6))
             val_acc, val_loss = evaluate(model, x_val, y_val, autocast=autocast)
+            if x_test is not None:
+                test_epoch_acc, test_epoch_loss = evaluate(model, x_test, y_test,
+                                                           autocast=autocast)
+                test_curve.append(test_epoch_acc)
+                test_losses.append(test_epoch_loss)
             curve.append(val_acc)
             val_losses.append(val_loss)
             ctx.set_attr("learning_curve", curve)
             ctx.report(val_acc, epoch)
         train_time = time.perf_counter() - start
-        test_acc, _ = evaluate(
-            model, prepare(splits.x_test), splits.y_test.to(device), autocast=autocast
-        )
+        if x_test is not None:
+            test_acc = test_curve[-1]
+        else:
+            test_acc, _ = evaluate(
+                model, prepare(splits.x_test), splits.y_test.to(device), autocast=autocast
+            )
+        more: dict[str, Any] = {}
+        if x_test is not None:
+            more = {"test_accuracy_curve": test_curve, "test_loss_curve": test_losses}
         return Result(
             (curve[-1],),
             {
+                **more,
                 "val_loss": val_losses[-1],
                 "test_accuracy": test_acc,
                 "params": n_params,
                 "learning_curve": curve,
                 "val_loss_curve": val_losses,
                 "train_loss_curve": train_losses,
+                "train_accuracy_curve": train_accs,
+                "epoch_seconds": epoch_seconds,
                 "fidelity": {
                     "epochs": self.epochs,
                     "data_fraction": self.data_fraction,

@@ -2,6 +2,8 @@
 
 - ``optuna`` (``backends.local``): this machine, in this process or ``[backend] workers``
   worker processes sharing the study's storage;
+- ``simulated`` (``backends.simulated``): a simulated clock with ``[backend] workers``
+  asynchronous simulated workers, for table-answered objectives (``nas-hpo bench``);
 - ``ray`` (``backends.ray``): Ray Tune trials on a Ray cluster (or a local Ray).
 
 Each entry is loaded on first use, so ``import nas_hpo`` stays free of Ray's import cost and
@@ -53,6 +55,7 @@ def names() -> list[str]:
 
 
 register("optuna", "nas_hpo.backends.local:execute", test_options={})
+register("simulated", "nas_hpo.backends.simulated:execute", test_options={"workers": 2})
 register("ray", "nas_hpo.backends.ray:execute",
          test_options={"max_concurrent_trials": 2, "resources_per_trial": {"cpu": 1}})
 

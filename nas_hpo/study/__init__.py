@@ -8,7 +8,7 @@ Backends (``nas_hpo.backends``) execute this lifecycle; they are found by the fr
 
 from __future__ import annotations
 
-from nas_hpo.study._budget import Budget, StudyAborted, epochs_spent
+from nas_hpo.study._budget import Budget, StudyAborted, cost_spent, epochs_spent
 from nas_hpo.study._checks import SpecError, check_options, import_callable, type_ok
 from nas_hpo.study._context import OptunaContext
 from nas_hpo.study._dedupe import ArchRecord
@@ -70,6 +70,7 @@ __all__ = [
     "default_threads",
     "describe",
     "describer",
+    "cost_spent",
     "epochs_spent",
     "evaluation_parts",
     "fail_trial",

@@ -1,9 +1,11 @@
-"""The budget of a study: how many trials, how long, how many epochs, how many failures.
+"""The budget of a study: how many trials, how long, how many epochs, how much simulated
+time, how many failures.
 
 Every backend asks the same ``Budget`` before it starts a trial, so a study stops for the same
 reasons wherever it runs: the study holds ``n_trials`` counted trials (its own, other
 processes' and other runs'; forbidden draws are not counted), this run's share of them is
-done, the ``timeout_s`` of this run is over, the trials spent ``max_epochs`` epochs, or the
+done, the ``timeout_s`` of this run is over, the trials spent ``max_epochs`` epochs or
+``max_cost`` simulated seconds (the simulated clock, or else their ``simulated_cost``), or the
 objective is broken (``max_failures`` failed trials in the study, ``max_failures_in_a_row``
 in a row in this process). Trials running when it stops finish.
 """
@@ -11,13 +13,14 @@ in a row in this process). Trials running when it stops finish.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import optuna
 
 from nas_hpo.study._internals import FINISHED, counted
 from nas_hpo.study._spec import StudySpec
 
-__all__ = ["Budget", "StudyAborted", "epochs_spent"]
+__all__ = ["Budget", "StudyAborted", "cost_spent", "epochs_spent"]
 
 
 class StudyAborted(RuntimeError):
@@ -33,14 +36,27 @@ def epochs_spent(study: optuna.Study) -> int:
                                                                       states=FINISHED))
 
 
+def cost_spent(study: optuna.Study) -> float:
+    """Simulated seconds the study's finished trials cost (their ``simulated_cost``)."""
+    total = 0.0
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        value = t.user_attrs.get("simulated_cost")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            total += float(value)
+    return total
+
+
 class Budget:
     """What is left of a study's budget for this process. ``quota``: the trials this process
     may add (None: up to ``n_trials`` in the study); ``shared``: other processes may add
-    trials too, so the study is counted in the storage before each trial."""
+    trials too, so the study is counted in the storage before each trial; ``clock``: the
+    simulated time, where a simulated clock runs the study."""
 
     def __init__(self, spec: StudySpec, study: optuna.Study, *, quota: int | None = None,
-                 shared: bool = True) -> None:
+                 shared: bool = True, clock: Callable[[], float] | None = None) -> None:
         self.spec, self.study, self.shared = spec, study, shared
+        #: The simulated clock where one runs (``max_cost`` is then its time).
+        self.clock = clock
         self.quota = quota
         self.started = 0
         self.deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
@@ -65,6 +81,10 @@ class Budget:
             return f"timeout_s ({self.spec.timeout_s:g} s) is over"
         if self.spec.max_epochs is not None and epochs_spent(self.study) >= self.spec.max_epochs:
             return f"max_epochs ({self.spec.max_epochs}) spent"
+        if self.spec.max_cost is not None:
+            spent = self.clock() if self.clock is not None else cost_spent(self.study)
+            if spent >= self.spec.max_cost:
+                return f"max_cost ({self.spec.max_cost:g} simulated seconds) spent"
         return None
 
     def study_full(self) -> bool:

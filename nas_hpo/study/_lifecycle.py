@@ -282,13 +282,16 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ evaluate, record
 
-    def evaluate_here(self, proposal: Proposal, evaluator: Evaluator) -> Outcome:
-        """Evaluate ``proposal`` in this process, its reports going to the pruner. A Ctrl-C
-        records the trial as interrupted, with what it had measured, and goes through."""
+    def evaluate_here(self, proposal: Proposal, evaluator: Evaluator,
+                      context: OptunaContext | None = None) -> Outcome:
+        """Evaluate ``proposal`` in this process, its reports going to the pruner (``context``:
+        a backend's own kind of it, e.g. the simulated clock's). A Ctrl-C records the trial as
+        interrupted, with what it had measured, and goes through."""
         attrs: dict[str, Any] = {}
+        ctx = OptunaContext(proposal) if context is None else context
         with Heartbeat(self.study, proposal.trial_id, self._heartbeat):
             try:
-                return evaluator.evaluate(proposal.config, OptunaContext(proposal), attrs)
+                return evaluator.evaluate(proposal.config, ctx, attrs)
             except KeyboardInterrupt:
                 self.record(proposal, Outcome(FAIL, attrs=attrs, reason=INTERRUPTED))
                 raise

@@ -75,6 +75,9 @@ class StudySpec:
     reevaluate: bool = False
     #: Budget by fidelity spent: stop once the study's trials trained this many epochs in all.
     max_epochs: int | None = None
+    #: Budget in simulated seconds: no trial starts once the simulated clock (the
+    #: ``simulated`` backend) or the trials' recorded ``simulated_cost`` (elsewhere) reach it.
+    max_cost: float | None = None
     #: Stop the study once it holds this many failed trials / once this many trials in a row
     #: failed (a broken objective).
     max_failures: int | None = None
@@ -157,6 +160,7 @@ _FIXED: dict[str, dict[str, _Key]] = {
         "n_trials": (int, "n_trials", _at_least(1)),
         "timeout_s": (float | None, "timeout_s", _positive),
         "max_epochs": (int, "max_epochs", _at_least(1)),
+        "max_cost": (float, "max_cost", _positive),
         "max_failures": (int, "max_failures", _at_least(1)),
         "max_failures_in_a_row": (int, "max_failures_in_a_row", _at_least(1)),
     },
@@ -195,6 +199,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "n_trials": ("budget", "n_trials"),
     "timeout_s": ("budget", "timeout_s"),
     "max_epochs": ("budget", "max_epochs"),
+    "max_cost": ("budget", "max_cost"),
     "backend": ("backend", "name"),
     "workers": ("backend", "workers"),
     "threads": ("backend", "threads"),
@@ -291,7 +296,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     if problem:
         raise SpecError(f"{_where(source, 'study', 'storage')}: {problem}")
     workers = values.get("workers", 1)
-    if storage == MEMORY and workers > 1:
+    if storage == MEMORY and workers > 1 and values.get("backend") != "simulated":
         raise SpecError(f"{_where(source, 'backend', 'workers')}: {workers} worker processes "
                         f"cannot share the in-memory storage {MEMORY}; use a file or database")
 
@@ -327,6 +332,9 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     timeout = values.get("timeout_s")
     if timeout is not None and not math.isfinite(timeout):
         raise SpecError(f"{_where(source, 'budget', 'timeout_s')}: must be finite, got {timeout}")
+    max_cost = values.get("max_cost")
+    if max_cost is not None and not math.isfinite(max_cost):
+        raise SpecError(f"{_where(source, 'budget', 'max_cost')}: must be finite, got {max_cost}")
     directions = values.get("directions")
     result = StudySpec(
         source=source,
@@ -350,6 +358,7 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
         warm_start_top=warm_top,
         reevaluate=values.get("reevaluate", False),
         max_epochs=values.get("max_epochs"),
+        max_cost=None if values.get("max_cost") is None else float(values["max_cost"]),
         max_failures=values.get("max_failures"),
         max_failures_in_a_row=values.get("max_failures_in_a_row"),
         threads=values.get("threads"),

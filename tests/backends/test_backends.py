@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 import nas_hpo
 from nas_hpo import backends, proxies, spaces
@@ -81,7 +82,9 @@ def test_max_failures_stop_a_broken_objective_with_its_last_reason(backend, stor
              objective=TOY + "broken", n_trials=20, cost=[], budget={limit: 3})
     states = _states(optuna.load_study(study_name="broken", storage=storage))
     # Trials that were running when the limit tripped finish (Ray runs two at once).
-    assert set(states) == {"FAIL"} and 3 <= len(states) <= 3 + (backend["name"] == "ray")
+    at_once = backend.get("max_concurrent_trials") or (
+        backend.get("workers", 1) if backend["name"] == "simulated" else 1)
+    assert set(states) == {"FAIL"} and 3 <= len(states) <= 3 + at_once - 1
 
 
 def test_cost_none_measures_no_cost(backend, storage):
@@ -149,6 +152,8 @@ def test_each_trial_gets_its_share_of_the_cores(backend, storage):
     if backend["name"] == "optuna":
         backend = {**backend, "workers": 2}
         share = max(1, cores() // 2)
+    elif backend["name"] == "simulated":  # one process: its torch threads
+        share = torch.get_num_threads()
     else:  # a Ray trial gets the CPUs it reserves
         share = int(backend["resources_per_trial"]["cpu"])
     study = _run(backend, storage, "threads", space="resnet_blocks", strategy="random",
@@ -162,7 +167,8 @@ def test_each_trial_gets_its_share_of_the_cores(backend, storage):
 def test_the_population_reaches_the_objective_on_every_backend(backend, storage):
     """``vote`` ranks each architecture among the study's completed trials, read through the
     context on every backend: one trial at a time, trial k among trials 0..k."""
-    section = {**backend, "max_concurrent_trials": 1} if backend["name"] == "ray" else backend
+    section = ({**backend, "max_concurrent_trials": 1} if backend["name"] == "ray"
+               else {**backend, "workers": 1} if backend["name"] == "simulated" else backend)
     study = _run(section, storage, "vote", space={"name": "nb201", "C": 4, "N": 1},
                  objective={"name": "zero_cost", "proxy": ["synflow", "vote"],
                             "batch_size": 16},
