@@ -10,7 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from nas_hpo._objective import Context, DataSource, Objective, Result, TrialFailure
-from nas_hpo._run import run
+from nas_hpo._run import bench, run
 from nas_hpo.space import (
     And,
     Categorical,
@@ -54,6 +54,7 @@ __all__ = [
     "StudyAborted",
     "StudySpec",
     "TrialFailure",
+    "bench",
     "load_spec",
     "run",
 ]

@@ -16,7 +16,7 @@ import optuna
 from nas_hpo import backends
 from nas_hpo.study import load_spec, prepare
 
-__all__ = ["run"]
+__all__ = ["bench", "run"]
 
 
 def run(spec: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, *,
@@ -36,3 +36,15 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, *,
     """
     plan = prepare(load_spec(spec, **overrides), progress=progress)
     return backends.executor(plan.spec.backend)(plan)
+
+
+def bench(source: str | os.PathLike[str] | Mapping[str, Any], /, **overrides: Any
+          ) -> dict[str, Any]:
+    """Run a benchmark file (strategies × seeds on a simulated clock; only the runs its
+    storage lacks) and write its plot and tables; returns their paths (``png``, ``md``,
+    ``csv``). ``overrides`` replace ``[bench]`` keys (``seeds=3``, ``processes=2``, ...).
+    See ``nas_hpo.benchmarking``."""
+    from nas_hpo import benchmarking
+
+    return benchmarking.bench(dict(source) if isinstance(source, Mapping) else source,
+                              **overrides)

@@ -240,6 +240,42 @@ def _correlate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from nas_hpo import benchmarking
+    from nas_hpo.study import describe
+
+    if args.file == "import":
+        if not args.source or not args.dataset or not args.out:
+            raise SpecError("bench import: give the downloaded file or folder, --dataset and "
+                            "--out, e.g. nas-hpo bench import NAS-Bench-201-v1_1-096897.pth "
+                            "--dataset cifar10-valid --out nb201_c10.parquet")
+        from nas_hpo.benchmarking import importers
+
+        found = importers.convert(args.source, args.out, dataset=args.dataset,
+                                  epochs=args.epochs, kind=args.kind)
+        print(", ".join(f"{k}: {v}" for k, v in found.items()))
+        return 0
+    if args.source:
+        raise SpecError(f"bench: one benchmark file, got {args.file} and {args.source}")
+    spec = benchmarking.load_bench(args.file, seeds=args.seeds, processes=args.processes,
+                                   output=args.output)
+    storage = benchmarking.open_bench_storage(spec)
+    todo = benchmarking.missing_runs(spec, storage)
+    total = len(spec.strategies) * len(spec.seeds)
+    print(f"{spec.name}: {total - len(todo)} of {total} runs in {describe(spec.storage)}; "
+          f"running {len(todo)} in {spec.processes} process(es)", file=sys.stderr)
+
+    def done(label: str, seed: int, seconds: float) -> None:
+        if not args.quiet:
+            print(f"  {label} seed {seed}: {seconds:.1f} s", file=sys.stderr)
+
+    benchmarking.run_bench(spec, on_run=done)
+    paths = benchmarking.results(spec)
+    print(paths["md"].read_text())
+    print(f"plot: {paths['png']}; tables: {paths['md']}, {paths['csv']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nas-hpo", description="Neural architecture search as "
                                 "conditional hyperparameter optimization.")
@@ -299,6 +335,20 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", help="folder for correlations.csv and one scatter plot per estimator")
     c.set_defaults(func=_correlate)
+    b = sub.add_parser("bench", help="benchmark strategies x seeds on a simulated clock; "
+                       "`bench import` converts NAS-Bench-201 / NATS-Bench files")
+    b.add_argument("file", help="benchmark file (TOML), or `import`")
+    b.add_argument("source", nargs="?", help="bench import: the downloaded file or folder")
+    b.add_argument("--seeds", type=int, help="run seeds 0..N-1 (overrides [bench] seeds)")
+    b.add_argument("--processes", type=int, help="runs in parallel (overrides [bench])")
+    b.add_argument("--output", help="output folder (overrides [bench] output)")
+    b.add_argument("--dataset", help="bench import: cifar10-valid, cifar10, cifar100, "
+                   "ImageNet16-120")
+    b.add_argument("--out", help="bench import: the table to write (.parquet)")
+    b.add_argument("--epochs", type=int, default=200, help="bench import: 200 or 12")
+    b.add_argument("--kind", default="auto", help="bench import: auto, nas-bench-201, nats-tss")
+    b.add_argument("-q", "--quiet", action="store_true", help="no line per run")
+    b.set_defaults(func=_bench)
     s = sub.add_parser("spaces", help="list the registered search spaces")
     s.set_defaults(func=_spaces)
     return p

@@ -156,6 +156,27 @@ class Tabular(Objective):
             return None
         return max(map(len, self.table().fidelities.values()))
 
+    def best(self, report: str | None = None, maximize: bool = True
+             ) -> tuple[str, float, float | None]:
+        """The table's best architecture by the first metric (mean over its rows at its
+        largest fidelity): its key, that mean, and the mean of ``report`` (an attribute
+        column, e.g. the test accuracy) over the same rows — what a benchmark's regret is
+        measured from."""
+        table = self.table()
+        chosen, best = "", math.nan
+        for arch, levels in table.rows.items():
+            top = table.fidelities[arch][-1] if self.fidelity else None
+            value = _mean([r[0] for r in levels[top][0]])
+            if math.isnan(best) or (value > best if maximize else value < best):
+                chosen, best = arch, value
+        if report is None:
+            return chosen, best, None
+        top = table.fidelities[chosen][-1] if self.fidelity else None
+        shown = table.rows[chosen][top][2].get(report)
+        if shown is None and report in self.metrics:
+            shown = _mean([r[self.metrics.index(report)] for r in table.rows[chosen][top][0]])
+        return chosen, best, None if shown is None else float(shown)
+
     def table(self) -> _Table:
         path = Path(self.path).expanduser().resolve()
         return _read(str(path), os.stat(path).st_mtime, self.key, self.metrics, self.fidelity,

@@ -28,6 +28,7 @@ import heapq
 import logging
 import threading
 import time
+
 import optuna
 
 from nas_hpo.study import (

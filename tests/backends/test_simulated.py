@@ -103,3 +103,23 @@ def test_a_resumed_study_continues_the_clock(tmp_path):
     _run(tmp_path, table, [0, 1], workers=1)
     study = _run(tmp_path, table, [2], workers=1, n_trials=3)
     assert _times(study) == {0: (0.0, 2.0), 1: (2.0, 5.0), 2: (5.0, 9.0)}
+
+
+def test_asha_promotes_by_what_each_rung_held_at_the_simulated_moment(tmp_path):
+    # Successive halving, rungs at epochs 1, 2, 4 (reduction factor 2). Trial 0 is slow and
+    # the best; at t=1 trial 1 is alone at rung 0 (trial 0 reports there only at t=10), so it
+    # is promoted although it is worse than trial 0 will be. Trial 2 (t=4..) beats it at rung
+    # 0 but not at rung 1: pruned at epoch 2 (t=6). Trial 3 (t=6..) is second of three at
+    # rung 0, below the top half: pruned at epoch 1 (t=7).
+    table = _table(tmp_path, {0: (10.0, [0.9, 0.92, 0.93, 0.95]),
+                              1: (1.0, [0.5, 0.6, 0.65, 0.7]),
+                              2: (1.0, [0.7, 0.55, 0.6, 0.6]),
+                              3: (1.0, [0.6, 0.7, 0.8, 0.9])})
+    strategy = {"name": "asha", "sampler": "random", "min_resource": 1, "reduction_factor": 2}
+    study = _run(tmp_path, table, [0, 1, 2, 3], strategy=strategy)
+    states = {t.number: t.state.name for t in study.trials}
+    assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "PRUNED", 3: "PRUNED"}
+    times = _times(study)
+    assert times == {0: (0.0, 40.0), 1: (0.0, 4.0), 2: (4.0, 6.0), 3: (6.0, 7.0)}
+    assert max(study.trials[2].intermediate_values) == 2
+    assert max(study.trials[3].intermediate_values) == 1
