@@ -107,6 +107,13 @@ def _read(path: str, mtime: float, key: str, metrics: tuple[str, ...], fidelity:
     return _Table(rows, fidelities, len(frame), keys[0])
 
 
+def shipped_table(name: str) -> Path:
+    """Where the table nas-hpo ships as ``name`` is (whether or not it exists)."""
+    from importlib.resources import files
+
+    return Path(str(files("nas_hpo"))) / "tables" / f"{name}.parquet"
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
@@ -132,11 +139,16 @@ class Tabular(Objective):
         if not self.path:
             raise ValueError("path: the table's file is required (CSV, Parquet or JSON lines)")
         path = Path(self.path).expanduser()
+        if not path.suffix and (shipped_table(self.path)).is_file():
+            object.__setattr__(self, "path", str(shipped_table(self.path)))
+            path = Path(self.path)
         if path.suffix.lower() not in READERS:
             raise ValueError(f"path: {self.path} is not a table this reads (by its suffix: "
                              f"{', '.join(READERS)})")
         if not path.is_file():
-            raise ValueError(f"path: no such file {path}")
+            shipped = sorted(p.stem for p in shipped_table("x").parent.glob("*.parquet"))
+            raise ValueError(f"path: no such file {path} (tables nas-hpo ships, by name: "
+                             f"{', '.join(shipped) or 'none'})")
         metrics = (self.metrics,) if isinstance(self.metrics, str) else tuple(self.metrics)
         if not metrics:
             raise ValueError("metrics: name at least one column")

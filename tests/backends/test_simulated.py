@@ -123,3 +123,20 @@ def test_asha_promotes_by_what_each_rung_held_at_the_simulated_moment(tmp_path):
     assert times == {0: (0.0, 40.0), 1: (0.0, 4.0), 2: (4.0, 6.0), 3: (6.0, 7.0)}
     assert max(study.trials[2].intermediate_values) == 2
     assert max(study.trials[3].intermediate_values) == 1
+
+
+def test_max_cost_on_the_optuna_backend_counts_the_trials_simulated_cost(tmp_path):
+    table = _table(tmp_path, {i: (5.0, [0.1 * i + 0.1, 0.1 * i + 0.2]) for i in range(6)})
+    storage = f"sqlite:///{tmp_path / 'real.db'}"
+    study = optuna.create_study(study_name="real", storage=storage, direction="maximize")
+    for i in range(6):
+        study.enqueue_trial(_cell(i))
+    study = nas_hpo.run({"study": {"name": "real", "storage": storage, "cost": []},
+                         "space": {"name": "nb201"},
+                         "objective": {"name": "tabular", "path": table, "metrics": ["val"],
+                                       "fidelity": "epoch", "cost": "time"},
+                         "strategy": {"name": "random"},
+                         "budget": {"n_trials": 6, "max_cost": 25.0}})
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    # 10 simulated seconds per trial: after three, 30 >= 25 and no fourth starts.
+    assert [t.user_attrs["simulated_cost"] for t in done] == [10.0, 10.0, 10.0]

@@ -123,8 +123,14 @@ STUDIES = Path(__file__).resolve().parents[2] / "studies"
 @pytest.mark.parametrize("name", sorted(p.name for p in STUDIES.glob("*.toml")))
 def test_every_study_file_of_the_repository_resolves(name):
     """Each example in studies/ reads, and its space, objective and strategy are built (the
-    options of each are checked) without running a trial."""
+    options of each are checked) without running a trial; a benchmark file (bench_*.toml)
+    has every run's study checked so."""
+    from nas_hpo import benchmarking
     from nas_hpo.study import prepare
 
+    if name.startswith("bench_"):
+        spec = benchmarking.load_bench(STUDIES / name)
+        assert spec.strategies and spec.seeds
+        return
     plan = prepare(load_spec(STUDIES / name))
     assert plan.spec.n_trials >= 1 and plan.directions
