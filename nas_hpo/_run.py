@@ -42,7 +42,8 @@ def bench(source: str | os.PathLike[str] | Mapping[str, Any], /, **overrides: An
           ) -> dict[str, Any]:
     """Run a benchmark file (strategies × seeds on a simulated clock; only the runs its
     storage lacks) and write its plot and tables; returns their paths (``png``, ``md``,
-    ``csv``). ``overrides`` replace ``[bench]`` keys (``seeds=3``, ``processes=2``, ...).
+    ``csv``). ``overrides`` replace ``[bench]`` keys (``seeds=3``, ``processes=2``, ...);
+    ``only=["random", "tpe"]`` keeps those strategies of the file.
     See ``nas_hpo.benchmarking``."""
     from nas_hpo import benchmarking
 

@@ -257,8 +257,9 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     if args.source:
         raise SpecError(f"bench: one benchmark file, got {args.file} and {args.source}")
-    spec = benchmarking.load_bench(args.file, seeds=args.seeds, processes=args.processes,
-                                   output=args.output)
+    only = [x for x in (args.strategies or "").split(",") if x] or None
+    spec = benchmarking.load_bench(args.file, only=only, seeds=args.seeds,
+                                   processes=args.processes, output=args.output)
     storage = benchmarking.open_bench_storage(spec)
     todo = benchmarking.missing_runs(spec, storage)
     total = len(spec.strategies) * len(spec.seeds)
@@ -342,6 +343,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, help="run seeds 0..N-1 (overrides [bench] seeds)")
     b.add_argument("--processes", type=int, help="runs in parallel (overrides [bench])")
     b.add_argument("--output", help="output folder (overrides [bench] output)")
+    b.add_argument("--strategies", metavar="A,B", help="only these labels of [strategies]")
     b.add_argument("--dataset", help="bench import: cifar10-valid, cifar10, cifar100, "
                    "ImageNet16-120")
     b.add_argument("--out", help="bench import: the table to write (.parquet)")

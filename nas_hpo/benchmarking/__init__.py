@@ -54,10 +54,11 @@ def results(spec: BenchSpec) -> dict[str, Path]:
 
 def bench(source: dict[str, Any] | str | Path, *,
           on_run: Callable[[str, int, float], None] | None = None,
-          **overrides: Any) -> dict[str, Path]:
+          only: list[str] | None = None, **overrides: Any) -> dict[str, Path]:
     """Run a benchmark (only the runs its storage lacks) and write its results; returns the
     paths of the plot (``png``) and tables (``md``, ``csv``). ``overrides`` replace keys of
-    ``[bench]`` (``seeds``, ``processes``, ``output``, ``storage``, ``name``, ``report``)."""
-    spec = load_bench(source, **overrides)
+    ``[bench]`` (``seeds``, ``processes``, ``output``, ``storage``, ``name``, ``report``);
+    ``only`` keeps these strategy labels of the file."""
+    spec = load_bench(source, only=only, **overrides)
     run_bench(spec, on_run=on_run)
     return results(spec)

@@ -72,9 +72,11 @@ def _where(source: str, section: str, key: str | None = None) -> str:
     return f"{source}: [{section}]" + (f" {key}" if key else "")
 
 
-def load_bench(raw: dict[str, Any] | str | Path, **overrides: Any) -> BenchSpec:
+def load_bench(raw: dict[str, Any] | str | Path, *, only: list[str] | None = None,
+               **overrides: Any) -> BenchSpec:
     """Read and check a benchmark file (a path, or the same as a dict); ``overrides`` replace
-    ``[bench]`` keys (``seeds``, ``processes``, ``output``, ...)."""
+    ``[bench]`` keys (``seeds``, ``processes``, ``output``, ...); ``only``: run and report
+    these strategy labels of the file only."""
     if isinstance(raw, (str, Path)):
         import tomllib
 
@@ -137,6 +139,12 @@ def load_bench(raw: dict[str, Any] | str | Path, **overrides: Any) -> BenchSpec:
             raise SpecError(f"{_where(source, 'strategies.' + label)}: a label without '/'")
         sections[label] = {"name": options.get("name", label),
                            **{k: v for k, v in options.items() if k != "name"}}
+    if only:
+        unknown = [label for label in only if label not in sections]
+        if unknown:
+            raise SpecError(f"{source}: no strategy {unknown[0]!r} in [strategies]; it has: "
+                            + ", ".join(sections))
+        sections = {label: sections[label] for label in only}
     template = {k: raw[k] for k in _STUDY_SECTIONS if k in raw}
     spec = BenchSpec(source, name, output, storage, tuple(seeds), processes, report, sections,
                      template)

@@ -164,3 +164,10 @@ def test_a_bad_benchmark_file_is_an_error_naming_the_key(table, tmp_path, change
     with pytest.raises(SpecError) as e:
         benchmarking.load_bench(bench)
     assert message in str(e.value)
+
+
+def test_only_some_strategies_of_a_file(table, tmp_path):
+    spec = benchmarking.load_bench(_bench(table, tmp_path), only=["re"])
+    assert list(spec.strategies) == ["re"]
+    with pytest.raises(SpecError, match="no strategy 'tpe' in \\[strategies\\]; it has: random, re"):
+        benchmarking.load_bench(_bench(table, tmp_path), only=["tpe"])
