@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,9 @@ def _one_run(job: tuple[BenchSpec, str, int]) -> tuple[str, int, dict[str, Any],
 
     spec, label, seed = job
     torch.set_num_threads(1)
+    # SMAC's models ask scikit-learn for parallel jobs, which a worker process cannot start:
+    # it says so once per model fit; the run is one thread by design.
+    warnings.filterwarnings("ignore", message="Loky-backed parallel loops cannot be called")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     plan = prepare(load_spec(spec.study(label, seed)))
