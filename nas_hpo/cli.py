@@ -291,7 +291,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="Optuna storage URL (default sqlite:///nas_hpo.db)")
     r.add_argument("--study-name", help="study name (a study of that name is resumed)")
     r.add_argument("--seed", type=int, help="study seed")
-    r.add_argument("--backend", help="optuna (this machine) or ray (a Ray cluster)")
+    r.add_argument("--backend", help="optuna (this machine), ray (a Ray cluster) or simulated "
+                   "(a simulated clock for table-answered objectives)")
     r.add_argument("--workers", type=int,
                    help="worker processes on this machine sharing the study (optuna backend)")
     r.add_argument("--address", help="Ray cluster address (auto, ray://host:10001, host:6379); "

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Correlation", "GroundTruth", "correlate", "from_csv", "from_study", "table"]
+__all__ = ["Correlation", "GroundTruth", "correlate", "from_csv", "from_study", "rank_correlation",
+           "table"]
 
 
 @dataclass(frozen=True)
