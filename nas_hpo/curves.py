@@ -174,7 +174,8 @@ def extrapolate(curve: Sequence[float], target: int,
                       "params": [float(p) for p in params]}
     if not fits:
         raise ValueError(
-            f"no learning-curve model fits the {n} observed values {[round(v, 4) for v in y]}: "
+            f"no learning-curve model fits the {n} observed values "
+            f"{[round(float(v), 4) for v in y]}: "
             + "; ".join(f"{k}: {v}" for k, v in skipped.items())
         )
     best = min(f["aicc"] for f in fits.values())
