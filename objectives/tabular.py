@@ -28,6 +28,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from nas_hpo._objective import Context, Objective, Result, TrialFailure
@@ -107,15 +108,16 @@ def _read(path: str, mtime: float, key: str, metrics: tuple[str, ...], fidelity:
     return _Table(rows, fidelities, len(frame), keys[0])
 
 
-def shipped_table(name: str) -> Path:
-    """Where the table nas-hpo ships as ``name`` is (whether or not it exists)."""
+def _tables() -> Path:
+    """The folder of the tables nas-hpo ships (``nas_hpo/tables``)."""
     from importlib.resources import files
 
-    return Path(str(files("nas_hpo"))) / "tables" / f"{name}.parquet"
+    return Path(str(files("nas_hpo"))) / "tables"
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+def shipped_table(name: str) -> Path:
+    """Where the table nas-hpo ships as ``name`` is (whether or not it exists)."""
+    return _tables() / f"{name}.parquet"
 
 
 @register("tabular", needs="table")
@@ -146,7 +148,7 @@ class Tabular(Objective):
             raise ValueError(f"path: {self.path} is not a table this reads (by its suffix: "
                              f"{', '.join(READERS)})")
         if not path.is_file():
-            shipped = sorted(p.stem for p in shipped_table("x").parent.glob("*.parquet"))
+            shipped = sorted(p.stem for p in _tables().glob("*.parquet"))
             raise ValueError(f"path: no such file {path} (tables nas-hpo ships, by name: "
                              f"{', '.join(shipped) or 'none'})")
         metrics = (self.metrics,) if isinstance(self.metrics, str) else tuple(self.metrics)
@@ -178,7 +180,7 @@ class Tabular(Objective):
         chosen, best = "", math.nan
         for arch, levels in table.rows.items():
             top = table.fidelities[arch][-1] if self.fidelity else None
-            value = _mean([r[0] for r in levels[top][0]])
+            value = fmean([r[0] for r in levels[top][0]])
             if math.isnan(best) or (value > best if maximize else value < best):
                 chosen, best = arch, value
         if report is None:
@@ -186,7 +188,7 @@ class Tabular(Objective):
         top = table.fidelities[chosen][-1] if self.fidelity else None
         shown = table.rows[chosen][top][2].get(report)
         if shown is None and report in self.metrics:
-            shown = _mean([r[self.metrics.index(report)] for r in table.rows[chosen][top][0]])
+            shown = fmean([r[self.metrics.index(report)] for r in table.rows[chosen][top][0]])
         return chosen, best, None if shown is None else float(shown)
 
     def table(self) -> _Table:
@@ -215,18 +217,18 @@ class Tabular(Objective):
             spent = 0.0
             for i, step in enumerate(below):
                 runs, costs, _ = found[step]
-                cost = _mean(costs) if self.cost else math.nan
+                cost = fmean(costs) if self.cost else math.nan
                 if math.isfinite(cost):  # (a row without its cost costs nothing)
                     ctx.spend(max(cost - spent, 0.0))
                     spent = max(spent, cost)
                 if self.report_steps:
                     whole = isinstance(step, (int, float)) and float(step).is_integer()
-                    ctx.report(_mean([r[0] for r in runs]), int(step) if whole else i + 1)
-        elif self.cost and math.isfinite(_mean(found[None][1])):
-            ctx.spend(_mean(found[None][1]))
+                    ctx.report(fmean([r[0] for r in runs]), int(step) if whole else i + 1)
+        elif self.cost and math.isfinite(fmean(found[None][1])):
+            ctx.spend(fmean(found[None][1]))
         runs, costs, attrs = found[level]
         n = len(runs)
-        means = [_mean([r[i] for r in runs]) for i in range(len(self.metrics))]
+        means = [fmean([r[i] for r in runs]) for i in range(len(self.metrics))]
         out: dict[str, Any] = {"table_rows": n}
         for i, name in enumerate(self.metrics):
             out[name] = means[i]
@@ -236,6 +238,6 @@ class Tabular(Objective):
         if self.fidelity:
             out["fidelity"] = {self.fidelity: level}
         if self.cost:
-            out["simulated_cost"] = _mean(costs)
+            out["simulated_cost"] = fmean(costs)
         out.update(attrs)
         return Result(tuple(means), out)

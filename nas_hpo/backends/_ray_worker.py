@@ -11,7 +11,14 @@ from typing import Any
 from ray import tune
 
 from nas_hpo._objective import Context, TrialFailure
-from nas_hpo.study import Evaluator, StudySpec, evaluation_parts, jsonable, use_threads
+from nas_hpo.study import (
+    Evaluator,
+    StudySpec,
+    evaluation_parts,
+    evaluator_for,
+    jsonable,
+    use_threads,
+)
 
 __all__ = ["ATTRS_KEY", "OUTCOME_KEY", "STEP_KEY", "TRIAL_KEY", "RayContext", "metric_names",
            "trainable"]
@@ -54,9 +61,7 @@ def _evaluator(spec: StudySpec, threads: int) -> Evaluator:
     key = repr(spec)
     if key not in _EVALUATORS:
         space, objective, directions = evaluation_parts(spec)
-        _EVALUATORS[key] = (Evaluator(space, objective, n_values=len(directions),
-                                      cost_metrics=spec.cost_metrics,
-                                      also_score=spec.also_score, seed=spec.seed), threads)
+        _EVALUATORS[key] = (evaluator_for(spec, space, objective, len(directions)), threads)
     return _EVALUATORS[key][0]
 
 

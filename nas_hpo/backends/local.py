@@ -10,7 +10,6 @@ threads (``[backend] threads`` overrides it).
 from __future__ import annotations
 
 import gc
-import logging
 import multiprocessing
 from typing import Any
 
@@ -18,39 +17,27 @@ import optuna
 
 from nas_hpo.study import (
     Budget,
-    Evaluator,
     Lifecycle,
     Plan,
     SpecError,
     StudyAborted,
     StudySpec,
-    counted,
     default_threads,
-    describer,
     open_study,
     prepare,
-    recover_stale,
+    resume,
+    threads_set,
     use_threads,
-    warm_start,
 )
 
 __all__ = ["execute"]
-
-_log = logging.getLogger("nas_hpo")
-
-
-def evaluator_of(plan: Plan) -> Evaluator:
-    spec = plan.spec
-    return Evaluator(plan.space, plan.objective, n_values=len(plan.directions),
-                     cost_metrics=spec.cost_metrics, also_score=spec.also_score,
-                     seed=spec.seed)
 
 
 def run_trials(plan: Plan, study: optuna.Study, quota: int, *, progress: Any = None) -> None:
     """Run up to ``quota`` counted trials of ``study`` in this process."""
     shared = not isinstance(study._storage, optuna.storages.InMemoryStorage)
     budget = Budget(plan.spec, study, quota=quota, shared=shared)
-    evaluator = evaluator_of(plan)
+    evaluator = plan.evaluator()
     evaluator.warm_up()
     # What exists before the loop (torch, the data, imported modules) lives through it: kept
     # out of the cyclic collector's scans (gc.freeze), whose full passes over that heap were
@@ -96,23 +83,15 @@ def execute(plan: Plan) -> optuna.Study:
     from nas_hpo._progress import Progress
 
     spec = plan.spec
-    study = open_study(plan)
-    failed = recover_stale(study, describer(plan))
-    if failed:
-        _log.warning("trials %s were left RUNNING by a worker that is gone; marked failed",
-                     failed)
-    remaining = spec.n_trials - counted(study)
-    if remaining <= 0:
+    study, remaining = resume(plan)
+    if remaining == 0:
         return study
-    warm_start(plan, study)
     progress = Progress(spec.n_trials, study, enabled=plan.progress)
     if spec.workers == 1:
-        before = use_threads(spec.threads, environment=False) if spec.threads else None
         try:
-            run_trials(plan, study, remaining, progress=progress)
+            with threads_set(spec.threads):
+                run_trials(plan, study, remaining, progress=progress)
         finally:
-            if before is not None:
-                use_threads(before, environment=False)
             progress.close()
         return study
     return _run_workers(plan, study, remaining, progress)

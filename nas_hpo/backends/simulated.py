@@ -25,7 +25,6 @@ every other backend.
 from __future__ import annotations
 
 import heapq
-import logging
 import threading
 import time
 
@@ -40,17 +39,12 @@ from nas_hpo.study import (
     Outcome,
     Plan,
     Proposal,
-    counted,
-    describer,
-    open_study,
-    recover_stale,
-    use_threads,
-    warm_start,
+    resume,
+    threads_set,
 )
 
 __all__ = ["SimulatedClock", "execute"]
 
-_log = logging.getLogger("nas_hpo")
 _SCHEDULER = None  # who holds the baton when no trial runs
 
 
@@ -199,23 +193,11 @@ def run_simulated(plan: Plan, study: optuna.Study, evaluator: Evaluator, quota: 
 
 def execute(plan: Plan) -> optuna.Study:
     """Run (or resume) the study of ``plan`` on a simulated clock in this process."""
-    from nas_hpo.backends.local import evaluator_of
-
-    spec = plan.spec
-    study = open_study(plan)
-    failed = recover_stale(study, describer(plan))
-    if failed:
-        _log.warning("trials %s were left RUNNING by a run that is gone; marked failed", failed)
-    remaining = spec.n_trials - counted(study)
-    if remaining <= 0:
+    study, remaining = resume(plan, gone="run")
+    if remaining == 0:
         return study
-    warm_start(plan, study)
-    before = use_threads(spec.threads, environment=False) if spec.threads else None
-    try:
-        end = run_simulated(plan, study, evaluator_of(plan), remaining)
-    finally:
-        if before is not None:
-            use_threads(before, environment=False)
+    with threads_set(plan.spec.threads):
+        end = run_simulated(plan, study, plan.evaluator(), remaining)
     study.set_user_attr("sim_time", end)
     return study
 

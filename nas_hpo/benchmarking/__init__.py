@@ -27,21 +27,18 @@ __all__ = ["BenchSpec", "Run", "bench", "load_bench", "missing_runs", "optimum_o
 def optimum_of(spec: BenchSpec, maximize: bool) -> float | None:
     """What the table's best architecture by validation reports (None: the objective is not
     a table, or has no such column)."""
-    from nas_hpo import objectives
+    from nas_hpo.study import load_spec, resolve_objective
 
-    section = dict(spec.template.get("objective", {}))
-    name = section.pop("name", None)
-    section.pop("also_score", None)
-    if name != "tabular":
+    study = load_spec(spec.study(next(iter(spec.strategies)), spec.seeds[0]))
+    if study.objective.name != "tabular":
         return None
-    _, value, shown = objectives.get(name, **section).best(spec.report, maximize)
+    _, value, shown = resolve_objective(study).best(spec.report, maximize)
     chosen = shown if spec.report else value
     return None if chosen is None or math.isnan(chosen) else float(chosen)
 
 
 def results(spec: BenchSpec) -> dict[str, Path]:
     """Write the benchmark's plot and tables from the runs its storage holds."""
-
     runs, maximize = load_runs(spec, open_bench_storage(spec))
     if not runs:
         raise ValueError(f"{spec.storage} holds no complete run of benchmark {spec.name!r}")

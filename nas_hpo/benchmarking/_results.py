@@ -4,8 +4,8 @@ For each run, the incumbent after each finished trial is the complete trial with
 value so far (the study's direction: chosen by validation), and what it reports is its
 ``[bench] report`` attribute (e.g. ``test_accuracy``; the value itself without one). The
 regret is the distance from what the table's best architecture by validation reports
-(``Tabular.best``) to the incumbent's report, so 0 is the best any strategy can reach by
-validation. Curves are taken against evaluations (finished trials, in the order they finished)
+(``Tabular.best``) to the incumbent's report: 0 is where selecting by validation leads with
+the whole table known (below 0 where a cell a little worse on validation tests better). Curves are taken against evaluations (finished trials, in the order they finished)
 and against simulated time (``sim_end``), averaged over seeds with a 95% Student-t interval of
 the mean. The table gives the final value and the values at 10/25/50/100% of the budget
 (mean ± std over seeds) and each strategy's average rank over seeds (1 = best; ties share).
@@ -23,6 +23,7 @@ import optuna
 
 from nas_hpo.benchmarking._runner import COMPLETE_ATTR
 from nas_hpo.benchmarking._spec import BenchSpec
+from nas_hpo.space import FORBIDDEN_ATTR
 
 __all__ = ["FRACTIONS", "Run", "anytime", "load_runs", "mean_interval", "summary", "write"]
 
@@ -45,7 +46,7 @@ class Run:
 def trace(trials: list[optuna.trial.FrozenTrial], maximize: bool, report: str | None
           ) -> tuple[np.ndarray, np.ndarray]:
     """Ends and incumbent reports of the finished, counted trials of one run."""
-    done = [t for t in trials if t.state in _FINISHED and "forbidden" not in t.user_attrs]
+    done = [t for t in trials if t.state in _FINISHED and FORBIDDEN_ATTR not in t.user_attrs]
     done.sort(key=lambda t: (t.user_attrs.get("sim_end", 0.0), t.number))
     best, shown = None, math.nan
     ends, reports = [], []

@@ -9,7 +9,6 @@ again; a complete one is never run again, so a rerun computes only the missing r
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import time
 import warnings
@@ -19,20 +18,15 @@ from typing import Any
 import optuna
 
 from nas_hpo.benchmarking._spec import BenchSpec
+from nas_hpo.study import open_storage
 
 __all__ = ["COMPLETE_ATTR", "missing_runs", "open_bench_storage", "run_bench"]
 
 COMPLETE_ATTR = "bench_complete"
-_log = logging.getLogger("nas_hpo")
 
 
 def open_bench_storage(spec: BenchSpec) -> optuna.storages.BaseStorage:
-    from nas_hpo.study import open_storage
-
-    if spec.storage.startswith("sqlite:///"):
-        from pathlib import Path
-
-        Path(spec.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    """The benchmark's storage (a SQLite file's folder is made where missing)."""
     return open_storage(spec.storage)
 
 

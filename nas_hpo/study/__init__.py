@@ -12,10 +12,10 @@ from nas_hpo.study._budget import Budget, StudyAborted, cost_spent, epochs_spent
 from nas_hpo.study._checks import SpecError, check_options, import_callable, type_ok
 from nas_hpo.study._context import OptunaContext
 from nas_hpo.study._dedupe import ArchRecord
-from nas_hpo.study._evaluate import CostRecorder, Evaluator, Outcome, ProxyScorer
+from nas_hpo.study._evaluate import CostRecorder, Evaluator, Outcome, ProxyScorer, evaluator_for
 from nas_hpo.study._internals import DUPLICATE_ATTR, FINISHED, AttrWriter, counted, jsonable
 from nas_hpo.study._lifecycle import Lifecycle, Proposal
-from nas_hpo.study._open import describer, open_study, storage_of
+from nas_hpo.study._open import describer, open_study, resume, storage_of
 from nas_hpo.study._plan import Plan, evaluation_parts, prepare, resolve_objective, resolve_space
 from nas_hpo.study._recovery import (
     WORKER_ATTR,
@@ -36,7 +36,7 @@ from nas_hpo.study._storage import (
     open_storage,
     storage_file,
 )
-from nas_hpo.study._threads import cores, default_threads, use_threads
+from nas_hpo.study._threads import cores, default_threads, threads_set, use_threads
 from nas_hpo.study._warm import warm_start
 
 __all__ = [
@@ -66,13 +66,14 @@ __all__ = [
     "check_options",
     "check_url",
     "cores",
+    "cost_spent",
     "counted",
     "default_threads",
     "describe",
     "describer",
-    "cost_spent",
     "epochs_spent",
     "evaluation_parts",
+    "evaluator_for",
     "fail_trial",
     "import_callable",
     "jsonable",
@@ -86,9 +87,11 @@ __all__ = [
     "recover_stale",
     "resolve_objective",
     "resolve_space",
+    "resume",
     "storage_file",
     "storage_of",
     "strategy_seed",
+    "threads_set",
     "trial_seed",
     "type_ok",
     "use_threads",

@@ -15,7 +15,7 @@ import json
 import traceback
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -23,7 +23,10 @@ from nas_hpo._objective import Context, Objective, TrialFailure
 from nas_hpo.space import SearchSpace
 from nas_hpo.study._internals import jsonable
 
-__all__ = ["CostRecorder", "Evaluator", "Outcome", "ProxyScorer"]
+if TYPE_CHECKING:
+    from nas_hpo.study._spec import StudySpec
+
+__all__ = ["CostRecorder", "Evaluator", "Outcome", "ProxyScorer", "evaluator_for"]
 
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 INTERRUPTED = "interrupted (Ctrl-C / SIGINT)"
@@ -206,3 +209,11 @@ class Evaluator:
         attrs.update(ctx.attrs)
         attrs.update(result.user_attrs)
         return Outcome(COMPLETE, result.values, attrs)
+
+
+def evaluator_for(spec: StudySpec, space: SearchSpace, objective: Objective,
+                  n_values: int) -> Evaluator:
+    """The evaluator of a study's trials, with the study's cost metrics, ``also_score``
+    proxies and seed (``Plan.evaluator``; a Ray worker builds it from the spec's parts)."""
+    return Evaluator(space, objective, n_values=n_values, cost_metrics=spec.cost_metrics,
+                     also_score=spec.also_score, seed=spec.seed)

@@ -4,6 +4,7 @@ space or other directions is an error rather than a silent mix."""
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -11,11 +12,16 @@ from typing import Any
 import optuna
 
 from nas_hpo.study._checks import SpecError
+from nas_hpo.study._internals import counted
 from nas_hpo.study._plan import Plan
+from nas_hpo.study._recovery import recover_stale
 from nas_hpo.study._seeds import trial_seed
 from nas_hpo.study._storage import StorageError, describe, open_storage
+from nas_hpo.study._warm import warm_start
 
-__all__ = ["describer", "open_study", "storage_of"]
+__all__ = ["describer", "open_study", "resume", "storage_of"]
+
+_log = logging.getLogger("nas_hpo")
 
 
 def storage_of(plan: Plan) -> optuna.storages.BaseStorage:
@@ -105,3 +111,18 @@ def describer(plan: Plan) -> Callable[[optuna.trial.FrozenTrial], dict[str, Any]
         return known
 
     return describe_trial
+
+
+def resume(plan: Plan, gone: str = "worker") -> tuple[optuna.Study, int]:
+    """Open the study to run it in this process: created or loaded, the trials a ``gone``
+    process left RUNNING failed, and where trials remain, the warm start enqueued. Returns the
+    study and how many trials it still lacks (0: nothing to run)."""
+    study = open_study(plan)
+    failed = recover_stale(study, describer(plan))
+    if failed:
+        _log.warning("trials %s were left RUNNING by a %s that is gone; marked failed", failed,
+                     gone)
+    remaining = plan.spec.n_trials - counted(study)
+    if remaining > 0:
+        warm_start(plan, study)
+    return study, max(remaining, 0)

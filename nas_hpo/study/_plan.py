@@ -14,6 +14,7 @@ from nas_hpo._objective import CallableObjective, Objective
 from nas_hpo._registry import UnknownNameError
 from nas_hpo.space import SearchSpace
 from nas_hpo.study._checks import SpecError, import_callable
+from nas_hpo.study._evaluate import Evaluator, evaluator_for
 from nas_hpo.study._spec import StudySpec
 
 __all__ = ["Plan", "check_directions", "evaluation_parts", "prepare", "resolve_objective",
@@ -38,6 +39,10 @@ class Plan:
         unnamed)."""
         names = self.spec.metric_names or self.objective.metric_names
         return None if names is None else tuple(names)
+
+    def evaluator(self) -> Evaluator:
+        """The evaluator of this study's trials in this process."""
+        return evaluator_for(self.spec, self.space, self.objective, len(self.directions))
 
     def strategy_with_seed(self, seed: int) -> strategies.Strategy:
         """The same strategy, seeded with ``seed`` (see ``FirstTrialSeeded``)."""

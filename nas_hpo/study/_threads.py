@@ -10,9 +10,11 @@ also put into ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` for libraries that read 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
-__all__ = ["cores", "default_threads", "use_threads"]
+__all__ = ["cores", "default_threads", "threads_set", "use_threads"]
 
 
 def cores() -> int:
@@ -42,3 +44,16 @@ def use_threads(n: int, *, environment: bool = True) -> int:
     if before != n:
         torch.set_num_threads(n)
     return before
+
+
+@contextlib.contextmanager
+def threads_set(n: int | None) -> Iterator[None]:
+    """Torch runs with ``n`` threads in this process inside the block (``None``: as it is),
+    and with what it had before after it: a study run in this process (``[backend]
+    threads``)."""
+    before = use_threads(n, environment=False) if n else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            use_threads(before, environment=False)
