@@ -178,6 +178,43 @@ def canonical(config: Mapping[str, Any]) -> str:
     return "0" if out is None else out
 
 
+#: The operations a path can run through (a ``none`` edge cuts every path over it).
+PATH_OPS = tuple(op for op in OPS if op != "none")
+
+
+def _routes(node: int) -> list[list[int]]:
+    """Every node sequence from node 0 to ``node`` along the cell's edges."""
+    if node == 0:
+        return [[0]]
+    return [r + [node] for j in range(node) for r in _routes(j)]
+
+
+ROUTES = tuple(tuple(r) for r in _routes(N_NODES - 1))
+#: Where the paths of each length start in ``path_encoding``'s vector.
+_PATH_OFFSET = {n: sum(len(PATH_OPS) ** k for k in range(1, n)) for n in range(1, N_NODES + 1)}
+PATH_FEATURES = _PATH_OFFSET[N_NODES]
+
+
+def path_encoding(config: Mapping[str, Any]) -> list[float]:
+    """BANANAS' path encoding (White, Neiswanger & Savani, AAAI 2021): how often each sequence
+    of operations occurs on a path from the cell's input to its output. Paths over a ``none``
+    edge carry nothing and are left out, so the vector has 4 + 4² + 4³ = 84 entries (sequences
+    of 1, 2 and 3 operations; the two 2-edge routes share theirs). Isomorphic cells get the
+    same vector, and the vector tells a predictor directly which operations the data flows
+    through, which the one-hot edge encoding leaves it to learn."""
+    out = [0.0] * PATH_FEATURES
+    for route in ROUTES:
+        index = 0
+        for j, i in zip(route, route[1:], strict=False):
+            op = _op(config, edge_name(i, j))
+            if op == "none":
+                break
+            index = index * len(PATH_OPS) + PATH_OPS.index(op)
+        else:
+            out[_PATH_OFFSET[len(route) - 1] + index] += 1.0
+    return out
+
+
 # ---------------------------------------------------------------------- network
 
 
@@ -417,4 +454,5 @@ def nb201(*, C: AtLeast1 = 16, N: AtLeast1 = 5, width_mult: Positive = 1.0) -> S
         return NB201Supernet(input_shape, num_classes, C=width, N=N)
 
     key: Callable[[Mapping[str, Any]], str] = arch_str
-    return SearchSpace(params, builder=builder, arch_key=key, supernet=supernet)
+    return SearchSpace(params, builder=builder, arch_key=key, supernet=supernet,
+                       encoder=path_encoding)

@@ -17,6 +17,7 @@ from nas_hpo.space._conditions import (
     Or,
 )
 from nas_hpo.space._configspace import configspace_values
+from nas_hpo.space._encoding import Encoding
 from nas_hpo.space._optuna import (
     FORBIDDEN_ATTR,
     MAX_FORBIDDEN_DRAWS,
@@ -34,6 +35,7 @@ __all__ = [
     "Condition",
     "Config",
     "Constant",
+    "Encoding",
     "Equals",
     "Float",
     "Forbidden",

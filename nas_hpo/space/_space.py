@@ -20,6 +20,7 @@ from nas_hpo.space._conditions import (
 )
 from nas_hpo.space._count import _ENUMERATE_UP_TO, count_valid, representatives
 from nas_hpo.space._definition import check_conditions, check_forbidden, topological_order
+from nas_hpo.space._encoding import Encoding
 from nas_hpo.space._keys import ArchKeys
 from nas_hpo.space._params import (
     Hyperparameter,
@@ -67,9 +68,11 @@ class SearchSpace:
         builder: Builder | None = None,
         arch_key: Callable[[Mapping[str, Any]], str] | None = None,
         supernet: Builder | None = None,
+        encoder: Callable[[Mapping[str, Any]], Any] | None = None,
     ) -> None:
         self.name = name
         self._builder = builder
+        self._encoder = encoder
         self._supernet = supernet
         self._key_fn = arch_key
         params = list(params)
@@ -87,14 +90,16 @@ class SearchSpace:
         check_forbidden(self)
         self._size: float | None = None
         self._keys = ArchKeys(self._params)
+        self._encoding: Encoding | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # The key writer's caches hold object ids, which mean nothing in another process.
-        return {k: v for k, v in self.__dict__.items() if k != "_keys"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_keys", "_encoding")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._keys = ArchKeys(self._params)
+        self._encoding = None
 
     # ------------------------------------------------------------------ accessors
 
@@ -289,6 +294,23 @@ class SearchSpace:
             return self._key_fn(config)
         return self._keys(config)
 
+    # ------------------------------------------------------------------ encodings
+
+    @property
+    def encoding(self) -> Encoding:
+        """The generic fixed-length encoding of this space's configs (one-hot / ordinal
+        columns and an active flag per conditional parameter; ``decode`` inverts it)."""
+        if self._encoding is None:
+            self._encoding = Encoding(self)
+        return self._encoding
+
+    def encode(self, config: Mapping[str, Any]) -> np.ndarray:
+        """The features a surrogate model sees for ``config``: the space's own encoding where
+        it offers one (``nb201``: the paths from input to output), else ``encoding``."""
+        if self._encoder is not None:
+            return np.asarray(self._encoder(config), dtype=float)
+        return self.encoding.encode(config)
+
     # ------------------------------------------------------------------ neighbourhoods
 
     def _mutable(self, config: Mapping[str, Any]) -> list[str]:
@@ -408,4 +430,5 @@ class SearchSpace:
             name=name or self.name,
             builder=builder,
             arch_key=arch_key or self._key_fn,
+            encoder=self._encoder,
         )
