@@ -9,7 +9,7 @@ wrote in the ``[strategy]`` section, passed on to the backend's constructor.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +37,11 @@ class Setting:
     directions: tuple[str, ...]
     #: The fidelities the objective accepts through ``Context.fidelity`` (e.g. ``epochs``).
     fidelities: tuple[str, ...] = ()
+    #: ``proxies(config, names) -> {name: score}``: zero-cost proxies of a config's untrained
+    #: network on the objective's data with the study seed (what warm starts use), for
+    #: strategies that filter their proposals by a proxy; ``None`` where the space builds no
+    #: network.
+    proxies: Callable[[Mapping[str, Any], tuple[str, ...]], Mapping[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,27 @@ def tpe(
 
 @register("gp", objectives="any", test_options={"n_startup_trials": 2})
 def gp(setting: Setting, *, n_startup_trials: NonNegative = 10,
-       deterministic_objective: bool = False) -> Strategy:
-    """Optuna's Gaussian-process BO (``GPSampler``). It models the parameters every trial has;
-    conditional ones outside that intersection are drawn at random. It cannot see forbidden
-    clauses (and ignores the pruned trials that record them): a forbidden draw is followed by
-    its nearest valid config (``Strategy.repair_forbidden``)."""
+       deterministic_objective: bool = False,
+       encoding: Literal["auto", "intersection", "space"] = "auto",
+       acquisition: Literal["ei", "ucb", "its", "mean"] = "ei") -> Strategy:
+    """Gaussian-process BO. ``encoding = "intersection"`` is Optuna's ``GPSampler``: it models
+    the parameters every trial has and draws the conditional rest at random; it cannot see
+    forbidden clauses (and ignores the pruned trials that record them), so a forbidden draw is
+    followed by its nearest valid config (``Strategy.repair_forbidden``). ``"space"`` fits
+    scikit-learn's GP to the space's fixed-length encoding (inactive parameters as their own
+    state, ``SearchSpace.encoding``) and maximises ``acquisition`` over mutations of the best
+    configs and random ones, which are valid by construction (``_guided``); it optimizes one
+    objective. ``"auto"``: ``"space"`` for a conditional single-objective study, else
+    Optuna's."""
+    conditional = bool(setting.space.conditions)
+    if encoding == "space" or (encoding == "auto" and conditional
+                               and len(setting.directions) == 1):
+        from nas_hpo.strategies._guided import PredictorGuidedSampler
+
+        _one_direction("gp with encoding = \"space\"", setting)
+        sampler = PredictorGuidedSampler(setting.space, predictor="gp", acquisition=acquisition,
+                                         n_startup_trials=n_startup_trials, seed=setting.seed)
+        return Strategy("gp", sampler, optuna.pruners.NopPruner())
     sampler = optuna.samplers.GPSampler(
         seed=setting.seed,
         n_startup_trials=n_startup_trials,
@@ -130,6 +151,12 @@ def gp(setting: Setting, *, n_startup_trials: NonNegative = 10,
         warn_independent_sampling=False,
     )
     return Strategy("gp", sampler, optuna.pruners.NopPruner(), repair_forbidden=True)
+
+
+def _one_direction(what: str, setting: Setting) -> None:
+    if len(setting.directions) != 1:
+        raise ValueError(f"{what} optimizes one objective; the study has "
+                         f"{len(setting.directions)} directions (use nsga2 / nsga3 for several)")
 
 
 @register("qmc", objectives="any")
@@ -147,22 +174,40 @@ def qmc(setting: Setting, *, qmc_type: Literal["sobol", "halton"] = "sobol",
 
 @register("re", objectives="one", test_options={"population_size": 3, "sample_size": 2})
 def regularized_evolution(
-    setting: Setting, *, population_size: AtLeast2 = 20, sample_size: AtLeast1 = 5
+    setting: Setting, *, population_size: AtLeast2 = 20, sample_size: AtLeast1 = 5,
+    zero_cost_filter: NonNegative = 0, zero_cost_by: str = "synflow",
 ) -> Strategy:
     """Regularized (aging) evolution, Real et al. 2019: not in Optuna, so ours (see
-    ``_evolution``); children come from ``space.mutate`` and inherit their parent's values."""
+    ``_evolution``); children come from ``space.mutate`` and inherit their parent's values.
+    ``zero_cost_filter = k`` (k >= 2) draws k mutations of the parent and keeps the one the
+    proxy ``zero_cost_by`` scores best (Abdelfattah et al. 2021's zero-cost move proposal)."""
     from nas_hpo.strategies._evolution import RegularizedEvolutionSampler
 
-    if len(setting.directions) != 1:
-        raise ValueError(
-            f"re optimizes one objective; the study has {len(setting.directions)} directions "
-            "(use nsga2 / nsga3 for several)"
-        )
+    _one_direction("re", setting)
+    proxy = None
+    if zero_cost_filter >= 2:
+        proxy = _proxy_of(setting, "zero_cost_by", zero_cost_by)
     sampler = RegularizedEvolutionSampler(
         setting.space, population_size=population_size, sample_size=sample_size,
-        seed=setting.seed,
+        seed=setting.seed, zero_cost_filter=zero_cost_filter, proxy=proxy,
     )
     return Strategy("re", sampler, optuna.pruners.NopPruner())
+
+
+def _proxy_of(setting: Setting, key: str, name: str) -> Callable[[Mapping[str, Any]], float]:
+    """The score of one zero-cost proxy, checked before any trial runs."""
+    from nas_hpo import proxies
+
+    if name not in proxies.names():
+        raise ValueError(f"{key}: unknown proxy {name!r}; known: {', '.join(proxies.names())}")
+    if setting.proxies is None or not setting.space.can_build:
+        raise ValueError(f"{key}: the space builds no network for a proxy to score")
+    score = setting.proxies
+
+    def one(config: Mapping[str, Any]) -> float:
+        return float(score(config, (name,))[name])
+
+    return one
 
 
 def _base(setting: Setting, sampler: str, pruner: str) -> Strategy:
@@ -292,17 +337,53 @@ def nsga3(setting: Setting, *, population_size: AtLeast2 = 20, mutation_prob: Pr
     return _nsga_strategy(setting, "nsga3", population_size, mutation_prob, constraints)
 
 
-@register("local_search", objectives="one")
-def local_search(setting: Setting) -> Strategy:
-    """Best-improvement local search over ``space.neighbors`` (see ``_local``)."""
+@register("local_search", objectives="one", test_options={"n_initial": 3})
+def local_search(setting: Setting, *, n_initial: AtLeast1 = 10,
+                 improvement: Literal["best", "first"] = "best",
+                 restart: Literal["best", "random"] = "best") -> Strategy:
+    """Local search over ``space.neighbors`` (White et al. 2021; see ``_local``): starts from
+    the best of ``n_initial`` random trials, moves on the ``best`` (or ``first``) improving
+    neighbour, restarts at a local optimum from the best trial with unseen neighbours (or a
+    ``random`` one)."""
     from nas_hpo.strategies._local import LocalSearchSampler
 
-    if len(setting.directions) != 1:
-        raise ValueError(
-            f"local_search optimizes one objective; the study has {len(setting.directions)}"
-        )
-    return Strategy("local_search", LocalSearchSampler(setting.space, seed=setting.seed),
-                    optuna.pruners.NopPruner())
+    _one_direction("local_search", setting)
+    sampler = LocalSearchSampler(setting.space, n_initial=n_initial, improvement=improvement,
+                                 restart=restart, seed=setting.seed)
+    return Strategy("local_search", sampler, optuna.pruners.NopPruner())
+
+
+@register("bananas", objectives="one", test_options={"n_startup_trials": 3, "n_candidates": 20})
+def bananas(
+    setting: Setting,
+    *,
+    n_startup_trials: AtLeast1 = 10,
+    predictor: Literal["ensemble", "gp"] = "ensemble",
+    acquisition: Literal["its", "ucb", "ei", "mean"] = "its",
+    n_candidates: AtLeast1 = 100,
+    n_parents: AtLeast1 = 10,
+    random_fraction: Probability = 0.2,
+    beta: NonNegative = 1.0,
+    members: AtLeast2 = 5,
+    epochs: AtLeast1 = 200,
+    encoding: Literal["space", "generic"] = "space",
+) -> Strategy:
+    """Predictor-guided search, BANANAS (White et al. 2021; see ``_guided``): an ensemble of
+    ``members`` small MLPs on the space's encoding (``nb201``: path encoding), trained on the
+    finished trials (with their fidelity when they ended at different steps), proposes the
+    candidate — a mutation of one of the ``n_parents`` best configs, or a random one — with
+    the best ``acquisition`` (independent Thompson sampling by default). ``encoding =
+    "generic"`` uses the one-hot / ordinal encoding even where the space has its own."""
+    from nas_hpo.strategies._guided import PredictorGuidedSampler
+
+    _one_direction("bananas", setting)
+    options = {"members": members, "epochs": epochs} if predictor == "ensemble" else {}
+    sampler = PredictorGuidedSampler(
+        setting.space, predictor=predictor, acquisition=acquisition,
+        n_startup_trials=n_startup_trials, n_candidates=n_candidates, n_parents=n_parents,
+        random_fraction=random_fraction, beta=beta, predictor_options=options,
+        encoding=encoding, seed=setting.seed)
+    return Strategy("bananas", sampler, optuna.pruners.NopPruner())
 
 
 @register("smac", objectives="one", test_options={"n_initial": 2})

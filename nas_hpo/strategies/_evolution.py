@@ -9,29 +9,32 @@ mutated parameter (and whatever that change activates or deactivates).
 The population is the ``population_size`` most recently finished (complete) trials, so the
 oldest member leaves as a new one joins ("aging"); a tournament samples ``sample_size`` of them
 at random and the best is the parent. Until the population is full, children are random
-samples of the space. The config decided for a trial is stored in its system attributes and
-handed out parameter by parameter as the define-by-run objective asks for it.
+samples of the space. With ``zero_cost_filter = k``, ``k`` mutations of the parent are drawn and
+the one a zero-cost proxy scores best is the child (Abdelfattah, Mehrotra, Dudziak & Lane,
+"Zero-cost proxies for lightweight NAS", ICLR 2021: zero-cost move proposal); the child
+records its score and ``k``. The config decided for a trial is stored in its system attributes and
+handed out parameter by parameter as the define-by-run objective asks for it (``_decided``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
+
+from nas_hpo.strategies._decided import DecidedSampler
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
-_CONFIG = "nas_hpo:re:config"
 _PARENT = "nas_hpo:re:parent"
+_FILTER = "nas_hpo:re:zero_cost"
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+class RegularizedEvolutionSampler(DecidedSampler):
     """Aging evolution over a ``SearchSpace`` (single objective)."""
 
     def __init__(
@@ -41,6 +44,8 @@ class RegularizedEvolutionSampler(BaseSampler):
         population_size: int = 20,
         sample_size: int = 5,
         seed: int | None = None,
+        zero_cost_filter: int = 0,
+        proxy: Callable[[Mapping[str, Any]], float] | None = None,
     ) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
@@ -49,32 +54,18 @@ class RegularizedEvolutionSampler(BaseSampler):
                 f"sample_size must be in [1, population_size={population_size}], "
                 f"got {sample_size}"
             )
-        self.space = space
+        if zero_cost_filter >= 2 and proxy is None:
+            raise ValueError("zero_cost_filter needs a proxy to score the mutations")
+        super().__init__(space, seed=seed)
         self.population_size = population_size
         self.sample_size = sample_size
-        self.seed = 0 if seed is None else seed
-        self._fallback = RandomSampler(seed=seed)
-        self._configs: dict[int, dict[str, Any]] = {}
+        self.zero_cost_filter = zero_cost_filter
+        self.proxy = proxy
 
-    def reseed_rng(self) -> None:
-        self._fallback.reseed_rng()
-
-    # Everything is decided in before_trial; Optuna's relative machinery is not used.
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def propose(self, study: optuna.Study, trial: FrozenTrial
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
         if len(study.directions) != 1:
             raise ValueError("regularized evolution optimizes one objective")
-        if _CONFIG in trial.system_attrs or "fixed_params" in trial.system_attrs:
-            return  # a retried trial keeps its config; an enqueued one is not ours to change
         rng = np.random.default_rng([self.seed, trial.number])
         finished = [
             t
@@ -84,46 +75,18 @@ class RegularizedEvolutionSampler(BaseSampler):
         finished.sort(key=lambda t: t.datetime_complete or t.datetime_start)
         population = finished[-self.population_size :]
         if len(population) < self.population_size:
-            config = self.space.sample(seed=rng)
-            parent = None
-        else:
-            picks = rng.choice(len(population), size=self.sample_size, replace=False)
-            contestants = [population[int(i)] for i in picks]
-            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-            best = (max if maximize else min)(contestants, key=lambda t: t.value)
-            config = self.space.mutate(best.params, rng)
-            parent = best.number
-        # Stored on the trial (the record says where each child came from) and kept here, as
-        # the trial object Optuna hands to sample_independent was read before this call.
-        self._configs[trial._trial_id] = config
-        storage = study._storage
-        storage.set_trial_system_attr(trial._trial_id, _CONFIG, config)
-        storage.set_trial_system_attr(trial._trial_id, _PARENT, parent)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        config = self._configs.get(trial._trial_id)
-        if config is None:
-            config = study._storage.get_trial(trial._trial_id).system_attrs.get(_CONFIG, {})
-        if param_name in config:
-            return config[param_name]
-        # A parameter the space does not know (the objective asked for more): random.
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._configs.pop(trial._trial_id, None)
-        self._fallback.after_trial(study, trial, state, values)
+            return self.space.sample(seed=rng), {_PARENT: None}
+        picks = rng.choice(len(population), size=self.sample_size, replace=False)
+        contestants = [population[int(i)] for i in picks]
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        best = (max if maximize else min)(contestants, key=lambda t: t.value)
+        # The parent is recorded on the child: the record says where each child came from.
+        if self.zero_cost_filter < 2 or self.proxy is None:
+            return self.space.mutate(best.params, rng), {_PARENT: best.number}
+        children = [self.space.mutate(best.params, rng) for _ in range(self.zero_cost_filter)]
+        scores = [self.proxy(c) for c in children]
+        k = int(np.argmax(scores))
+        return children[k], {_PARENT: best.number, _FILTER: [scores[k], len(children)]}
 
 
 def parent_of(trial: FrozenTrial) -> int | None:

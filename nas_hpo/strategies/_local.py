@@ -1,118 +1,127 @@
-"""Best-improvement local search over ``space.neighbors`` (White, Nolen, Savani & Ghiasi, "Local
-search is state of the art for NAS benchmarks", 2020), as an Optuna sampler; Optuna has none.
+"""Local search over ``space.neighbors`` (White, Nolen, Savani & Ghiasi, "Local search is state
+of the art for neural architecture search benchmarks", 2020/2021), as an Optuna sampler; Optuna
+has none.
 
-From a random start, every neighbour of the current architecture (one parameter changed, see
-``SearchSpace.neighbors``) is evaluated; the search moves to the best neighbour if it beats the
-current one, otherwise that is a local optimum and the search restarts from a new random
-architecture. Architectures already evaluated in the study are not evaluated again. The walk
-is kept in this sampler's memory, so a resumed study starts a fresh walk (its trials are all
-kept; the walk just restarts).
+The walk has a *center*, a finished trial. Its unseen neighbours (one parameter changed, see
+``SearchSpace.neighbors``) are evaluated in random order; with ``improvement = "first"`` the
+walk moves to a neighbour as soon as one beats the center, with ``"best"`` (the paper's main
+variant) only once every neighbour is evaluated, to the best of them. A center none of whose
+neighbours is better is a local optimum: the walk restarts, from a new random architecture
+(``restart = "random"``, the paper's) or from the best finished trial that still has unseen
+neighbours (``"best"``). The first ``n_initial`` trials are random and the walk starts from
+the best of them (the paper's and NASLib's ``num_init``), which keeps one unlucky start from
+spending the budget on a poor region: it is what reduces the spread over seeds.
+
+Architectures already evaluated (or running) are never proposed again. The walk is not kept in
+memory: each trial records its center (``nas_hpo:ls:center``) and role, and every proposal is
+derived from the study's trials with a generator seeded by ``(seed, trial number)``: a seed
+repeats a study exactly, and a resumed study continues its walk from the last center (with
+the resumed run's own seed for its random choices, as for every strategy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
+
+from nas_hpo.strategies._decided import DecidedSampler, pending_configs
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
 _ROLE = "nas_hpo:ls:role"
+_CENTER = "nas_hpo:ls:center"
 
 
-class LocalSearchSampler(BaseSampler):
-    """Best-improvement local search over a ``SearchSpace`` (single objective)."""
+class LocalSearchSampler(DecidedSampler):
+    """Local search over a ``SearchSpace`` (single objective); see the module doc."""
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None) -> None:
-        self.space = space
-        self._rng = np.random.default_rng(seed)
-        self._fallback = RandomSampler(seed=seed)
-        self._center: tuple[dict[str, Any], float] | None = None
-        self._queue: list[dict[str, Any]] = []
-        self._best: tuple[dict[str, Any], float] | None = None
-        self._configs: dict[int, tuple[str, dict[str, Any]]] = {}
+    def __init__(self, space: SearchSpace, *, n_initial: int = 10, improvement: str = "best",
+                 restart: str = "best", seed: int | None = None) -> None:
+        if improvement not in ("best", "first"):
+            raise ValueError(f"improvement must be 'best' or 'first', got {improvement!r}")
+        if restart not in ("best", "random"):
+            raise ValueError(f"restart must be 'best' or 'random', got {restart!r}")
+        super().__init__(space, seed=seed)
+        self.n_initial = max(1, n_initial)
+        self.improvement = improvement
+        self.restart = restart
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
-
-    def _better(self, study: optuna.Study, a: float, b: float) -> bool:
-        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
-            return a > b
-        return a < b
-
-    def _seen(self, study: optuna.Study) -> set[str]:
-        return {
-            self.space.arch_key(t.params)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if self.space.is_valid(t.params)
-        }
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+    def propose(self, study: optuna.Study, trial: FrozenTrial
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
         if len(study.directions) != 1:
             raise ValueError("local search optimizes one objective")
-        if "fixed_params" in trial.system_attrs:
-            return
-        seen = self._seen(study)
-        while not self._queue and self._center is not None:
-            best = self._best
-            if best is not None and self._better(study, best[1], self._center[1]):
-                self._center, self._best = best, None
-                self._queue = [
-                    c for c in self.space.neighbors(best[0]) if self.space.arch_key(c) not in seen
-                ]
-                self._rng.shuffle(self._queue)  # type: ignore[arg-type]
-            else:
-                self._center, self._best = None, None  # a local optimum: restart
-        if self._center is None:
-            role, config = "start", self.space.sample(seed=self._rng)
+        rng = np.random.default_rng([self.seed, trial.number])
+        sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+        trials = study.get_trials(deepcopy=False)
+        # The best finished trial of each architecture, by (signed) value.
+        finished: dict[str, FrozenTrial] = {}
+        seen = {self.space.arch_key(c) for c in pending_configs(study) if self.space.is_valid(c)}
+        for t in trials:
+            if not self.space.is_valid(t.params):
+                continue
+            key = self.space.arch_key(t.params)
+            seen.add(key)
+            if t.state == TrialState.COMPLETE and t.value is not None:
+                old = finished.get(key)
+                if old is None or sign * t.value > sign * old.value:
+                    finished[key] = t
+        by_number = {t.number: t for t in finished.values()}
+        centers = [t.system_attrs[_CENTER] for t in trials
+                   if t.number != trial.number and t.system_attrs.get(_CENTER) is not None]
+
+        def random_start(walk: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+            for _ in range(100):
+                config = self.space.sample(seed=rng)
+                if self.space.arch_key(config) not in seen:
+                    break
+            # A restart is the walk's next center; an initial draw is not (the walk starts
+            # from the best of them).
+            return config, {_ROLE: "start", _CENTER: trial.number if walk else None}
+
+        def value(t: FrozenTrial) -> float:
+            return sign * float(t.value)  # type: ignore[arg-type]
+
+        def unseen(t: FrozenTrial) -> list[dict[str, Any]]:
+            return [c for c in self.space.neighbors(t.params)
+                    if self.space.arch_key(c) not in seen]
+
+        def best_open() -> FrozenTrial | None:
+            for t in sorted(finished.values(), key=lambda t: (-value(t), t.number)):
+                if unseen(t):
+                    return t
+            return None
+
+        if not centers:
+            if len(finished) < self.n_initial:
+                return random_start(walk=False)
+            center = best_open()
         else:
-            role, config = "neighbor", self._queue.pop()
-        self._configs[trial._trial_id] = (role, config)
-        study._storage.set_trial_system_attr(trial._trial_id, _ROLE, role)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        entry = self._configs.get(trial._trial_id)
-        if entry is not None and param_name in entry[1]:
-            return entry[1][param_name]
-        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        entry = self._configs.pop(trial._trial_id, None)
-        if entry is None or state != TrialState.COMPLETE or not values:
-            return
-        role, config = entry
-        value = float(values[0])
-        if role == "start":
-            seen = self._seen(study) | {self.space.arch_key(config)}
-            self._center, self._best = (config, value), None
-            self._queue = [
-                c for c in self.space.neighbors(config) if self.space.arch_key(c) not in seen
-            ]
-            self._rng.shuffle(self._queue)  # type: ignore[arg-type]
-        elif self._best is None or self._better(study, value, self._best[1]):
-            self._best = (config, value)
+            center = by_number.get(centers[-1])
+            if center is None:  # the walk's start has not finished yet (another worker's)
+                return random_start()
+        restarted = False
+        for _ in range(len(finished) + 1):
+            if center is None:
+                return random_start()
+            around = [finished[k] for k in map(self.space.arch_key,
+                                                self.space.neighbors(center.params))
+                      if k in finished]
+            better = [t for t in around if value(t) > value(center)]
+            todo = unseen(center)
+            # A restart's center is explored first, though a better neighbour (the local
+            # optimum just left) is known: moving there would only return here.
+            if better and not restarted and (self.improvement == "first" or not todo):
+                center = max(better, key=lambda t: (value(t), -t.number))
+                continue
+            if todo:
+                config = todo[int(rng.integers(len(todo)))]
+                return config, {_ROLE: "neighbor", _CENTER: center.number}
+            # A local optimum.
+            if self.restart == "random":
+                return random_start()
+            center, restarted = best_open(), True
+        return random_start()

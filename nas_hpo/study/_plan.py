@@ -7,14 +7,16 @@ work from.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from nas_hpo import objectives, spaces, strategies
 from nas_hpo._objective import CallableObjective, Objective
 from nas_hpo._registry import UnknownNameError
 from nas_hpo.space import SearchSpace
 from nas_hpo.study._checks import SpecError, import_callable
-from nas_hpo.study._evaluate import Evaluator, evaluator_for
+from nas_hpo.study._evaluate import Evaluator, ProxyScorer, evaluator_for
 from nas_hpo.study._spec import StudySpec
 
 __all__ = ["Plan", "check_directions", "evaluation_parts", "prepare", "resolve_objective",
@@ -96,8 +98,12 @@ def resolve_objective(spec: StudySpec) -> Objective:
 
 def _strategy(spec: StudySpec, space: SearchSpace, objective: Objective,
               directions: tuple[str, ...], seed: int) -> strategies.Strategy:
+    def proxies(config: Mapping[str, Any], names: tuple[str, ...]) -> Mapping[str, float]:
+        return ProxyScorer(space, objective, names, seed)(config)
+
     setting = strategies.Setting(space=space, seed=seed, directions=directions,
-                                 fidelities=tuple(objective.fidelities))
+                                 fidelities=tuple(objective.fidelities),
+                                 proxies=proxies if space.can_build else None)
     try:
         return strategies.get(spec.strategy.name, setting, **spec.strategy.options)
     except UnknownNameError as e:
