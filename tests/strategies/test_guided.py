@@ -232,3 +232,46 @@ def test_local_search_starts_from_the_best_initial_trial_and_moves_as_it_is_told
             assert early > 0  # it moved before it had seen every neighbour
         # Both reach the maximum (x = d everywhere: 30).
         assert study.best_value == 30
+
+
+# ---------------------------------------------------------------------- zero-cost filtered mutations
+
+
+def test_evolution_keeps_the_mutation_a_proxy_scores_best(storage):
+    from nas_hpo.strategies._evolution import RegularizedEvolutionSampler
+
+    space = _toy()
+
+    def proxy(config: dict) -> float:  # a stand-in proxy: how many "a"s
+        return float(sum(v == "a" for v in config.values()))
+
+    def run(k: int) -> list[optuna.trial.FrozenTrial]:
+        sampler = RegularizedEvolutionSampler(space, population_size=5, sample_size=2, seed=0,
+                                              zero_cost_filter=k, proxy=proxy if k else None)
+        study = optuna.create_study(sampler=sampler, direction="maximize")
+        study.optimize(lambda t: _toy_score(space.suggest(t)), n_trials=40)
+        return study.trials[5:]
+
+    filtered, plain = run(8), run(0)
+    for t in filtered:
+        score, k = t.system_attrs["nas_hpo:re:zero_cost"]
+        assert k == 8 and score == proxy(t.params)
+    assert all("nas_hpo:re:zero_cost" not in t.system_attrs for t in plain)
+    # Keeping the best of 8 mutations by the proxy raises the proxy of the children.
+    assert np.mean([proxy(t.params) for t in filtered]) > np.mean(
+        [proxy(t.params) for t in plain]) + 0.5
+
+
+def test_zero_cost_filter_needs_a_known_proxy_and_a_space_that_builds(storage):
+    with pytest.raises(nas_hpo.SpecError, match="unknown proxy 'nope'"):
+        nas_hpo.run({"strategy": {"name": "re", "zero_cost_filter": 3, "zero_cost_by": "nope"}},
+                    space="nb201", objective=lambda c: 1.0, n_trials=1, storage=storage)
+    with pytest.raises(nas_hpo.SpecError, match="builds no network"):
+        nas_hpo.run({"strategy": {"name": "re", "zero_cost_filter": 3}}, space=_toy(),
+                    objective=_toy_score, n_trials=1, storage=storage)
+    study = nas_hpo.run({"strategy": {"name": "re", "population_size": 3, "sample_size": 2,
+                                      "zero_cost_filter": 3, "zero_cost_by": "params"}},
+                        space="nb201", objective=lambda c: float(c["edge_3_0"] == "none"),
+                        n_trials=6, storage=storage, study_name="zc")
+    scored = [t.system_attrs["nas_hpo:re:zero_cost"] for t in study.trials[3:]]
+    assert all(k == 3 and s > 0 for s, k in scored)
