@@ -24,9 +24,9 @@ __all__ = ["BenchSpec", "Run", "bench", "load_bench", "missing_runs", "optimum_o
            "run_bench"]
 
 
-def optimum_of(spec: BenchSpec, maximize: bool) -> float | None:
-    """What the table's best architecture by validation reports (None: the objective is not
-    a table, or has no such column)."""
+def table_best(spec: BenchSpec, maximize: bool) -> tuple[float, float | None] | None:
+    """The table's best architecture by validation: its value and what it reports (None:
+    the objective is not a table; the report None where the table has no such column)."""
     from nas_hpo.study import load_spec, resolve_objective
 
     study = load_spec(spec.study(next(iter(spec.strategies)), spec.seeds[0]))
@@ -34,7 +34,14 @@ def optimum_of(spec: BenchSpec, maximize: bool) -> float | None:
         return None
     _, value, shown = resolve_objective(study).best(spec.report, maximize)
     chosen = shown if spec.report else value
-    return None if chosen is None or math.isnan(chosen) else float(chosen)
+    return float(value), None if chosen is None or math.isnan(chosen) else float(chosen)
+
+
+def optimum_of(spec: BenchSpec, maximize: bool) -> float | None:
+    """What the table's best architecture by validation reports (None: the objective is not
+    a table, or has no such column)."""
+    best = table_best(spec, maximize)
+    return None if best is None else best[1]
 
 
 def results(spec: BenchSpec) -> dict[str, Path]:
@@ -45,8 +52,10 @@ def results(spec: BenchSpec) -> dict[str, Path]:
     budget = spec.template.get("budget", {})
     n_trials = min(int(budget.get("n_trials", 10**9)), max(len(r.reports) for r in runs))
     max_cost = budget.get("max_cost")
-    return write(spec, runs, maximize, optimum_of(spec, maximize), n_trials,
-                 None if max_cost is None else float(max_cost))
+    best = table_best(spec, maximize)
+    return write(spec, runs, maximize, None if best is None else best[1], n_trials,
+                 None if max_cost is None else float(max_cost),
+                 None if best is None else best[0])
 
 
 def bench(source: dict[str, Any] | str | Path, *,

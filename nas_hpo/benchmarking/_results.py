@@ -41,15 +41,19 @@ class Run:
     seed: int
     ends: np.ndarray
     reports: np.ndarray
+    #: The incumbent's own value (what the study optimizes, e.g. validation accuracy) after
+    #: each finished trial; ``None`` where not loaded.
+    values: np.ndarray | None = None
 
 
-def trace(trials: list[optuna.trial.FrozenTrial], maximize: bool, report: str | None
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Ends and incumbent reports of the finished, counted trials of one run."""
+def trace(trials: list[optuna.trial.FrozenTrial], maximize: bool, report: str | None,
+          *, values: bool = False) -> tuple[np.ndarray, ...]:
+    """Ends and incumbent reports of the finished, counted trials of one run (and, with
+    ``values``, the incumbent's own values)."""
     done = [t for t in trials if t.state in _FINISHED and FORBIDDEN_ATTR not in t.user_attrs]
     done.sort(key=lambda t: (t.user_attrs.get("sim_end", 0.0), t.number))
     best, shown = None, math.nan
-    ends, reports = [], []
+    ends, reports, bests = [], [], []
     for t in done:
         if t.state == optuna.trial.TrialState.COMPLETE:
             value = t.values[0]
@@ -59,6 +63,9 @@ def trace(trials: list[optuna.trial.FrozenTrial], maximize: bool, report: str | 
                 shown = float(got) if isinstance(got, (int, float)) else math.nan
         ends.append(float(t.user_attrs.get("sim_end", len(ends) + 1)))
         reports.append(shown)
+        bests.append(math.nan if best is None else float(best))
+    if values:
+        return np.asarray(ends), np.asarray(reports), np.asarray(bests)
     return np.asarray(ends), np.asarray(reports)
 
 
@@ -75,8 +82,9 @@ def load_runs(spec: BenchSpec, storage: optuna.storages.BaseStorage) -> tuple[li
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-        ends, reports = trace(study.get_trials(deepcopy=False), maximize, spec.report)
-        runs.append(Run(label, seed, ends, reports))
+        ends, reports, values = trace(study.get_trials(deepcopy=False), maximize, spec.report,
+                                      values=True)
+        runs.append(Run(label, seed, ends, reports, values))
     return runs, maximize
 
 
@@ -142,8 +150,12 @@ def _ranks(finals: dict[str, dict[int, float]], maximize: bool) -> dict[str, flo
 
 
 def summary(spec: BenchSpec, runs: list[Run], maximize: bool, optimum: float | None,
-            n_trials: int, max_cost: float | None) -> list[dict[str, Any]]:
-    """One row per strategy: runs, final and anytime mean ± std (and regret), average rank."""
+            n_trials: int, max_cost: float | None, best_value: float | None = None
+            ) -> list[dict[str, Any]]:
+    """One row per strategy: runs, final and anytime mean ± std (and regret), average rank;
+    where the runs carry their values, the incumbent's final value (what was searched, e.g.
+    validation accuracy) and, given the table's ``best_value``, the fraction of runs whose
+    incumbent has it (found the best by validation)."""
     labels = list(spec.strategies)
     rows = []
     finals: dict[str, dict[int, float]] = {}
@@ -165,6 +177,13 @@ def summary(spec: BenchSpec, runs: list[Run], maximize: bool, optimum: float | N
         if optimum is not None:
             row["regret"], row["regret_std"] = _mean_std((optimum - final) if maximize
                                                          else (final - optimum))
+        if mine and all(r.values is not None and len(r.values) for r in mine):
+            searched = np.array([float(r.values[min(n_trials, len(r.values)) - 1])  # type: ignore[index]
+                                 for r in mine])
+            row["value"], row["value_std"] = _mean_std(searched)
+            if best_value is not None:
+                row["found"] = float(np.mean(np.isclose(searched, best_value, rtol=0,
+                                                        atol=1e-12)))
         rows.append(row)
     ranks = _ranks(finals, maximize)
     for row in rows:
@@ -174,16 +193,25 @@ def summary(spec: BenchSpec, runs: list[Run], maximize: bool, optimum: float | N
 
 def _markdown(rows: list[dict[str, Any]], spec: BenchSpec, optimum: float | None) -> str:
     axes = [k for k in rows[0] if "@" in k and not k.endswith("_std")]
-    head = ["strategy", "runs", "final", *(["regret"] if optimum is not None else []), *axes,
+    searched = all("value" in r for r in rows)
+    found = searched and all("found" in r for r in rows)
+    head = ["strategy", "runs", "final", *(["regret"] if optimum is not None else []),
+            *(["value"] if searched else []), *(["found best"] if found else []), *axes,
             "avg rank"]
     lines = [f"# {spec.name}: {spec.report or 'value'} of the incumbent chosen by validation",
              "", "mean ± std over seeds; regret to the table's best by validation"
-             + (f" ({optimum:.4f})" if optimum is not None else "") + "; rank 1 = best", "",
+             + (f" ({optimum:.4f})" if optimum is not None else "") + "; value: the "
+             "incumbent's own (searched) value; found best: the share of runs whose incumbent "
+             "has the table's best value; rank 1 = best", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["strategy"], str(r["runs"]), f"{r['final']:.4f} ± {r['final_std']:.4f}"]
         if optimum is not None:
             cells.append(f"{r['regret']:.4f} ± {r['regret_std']:.4f}")
+        if searched:
+            cells.append(f"{r['value']:.4f} ± {r['value_std']:.4f}")
+        if found:
+            cells.append(f"{r['found']:.2f}")
         cells += [f"{r[a]:.4f} ± {r[a + '_std']:.4f}" for a in axes]
         cells.append(f"{r['avg_rank']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -232,12 +260,13 @@ def _plot(path: Path, spec: BenchSpec, runs: list[Run], maximize: bool,
 
 
 def write(spec: BenchSpec, runs: list[Run], maximize: bool, optimum: float | None,
-          n_trials: int, max_cost: float | None) -> dict[str, Path]:
+          n_trials: int, max_cost: float | None, best_value: float | None = None
+          ) -> dict[str, Path]:
     """The table (markdown and CSV) and the plot into ``spec.output``."""
     import pandas as pd
 
     spec.output.mkdir(parents=True, exist_ok=True)
-    rows = summary(spec, runs, maximize, optimum, n_trials, max_cost)
+    rows = summary(spec, runs, maximize, optimum, n_trials, max_cost, best_value)
     paths = {"csv": spec.output / f"{spec.name}.csv", "md": spec.output / f"{spec.name}.md",
              "png": spec.output / f"{spec.name}.png"}
     pd.DataFrame(rows).to_csv(paths["csv"], index=False)

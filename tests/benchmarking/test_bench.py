@@ -14,7 +14,7 @@ import pytest
 
 import nas_hpo
 from nas_hpo import benchmarking
-from nas_hpo.benchmarking._results import Run, mean_interval, summary, trace
+from nas_hpo.benchmarking._results import Run, _markdown, mean_interval, summary, trace
 from nas_hpo.cli import main
 from nas_hpo.spaces.nb201 import EDGE_NAMES, OPS, arch_str
 from nas_hpo.study import SpecError
@@ -118,6 +118,22 @@ def test_the_table_numbers_equal_a_hand_computation():
     mean, lo, hi = mean_interval(a)
     half = 4.302652729911275 * a.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
     assert (mean, lo, hi) == pytest.approx((a.mean(), a.mean() - half, a.mean() + half))
+
+
+def test_the_searched_value_and_the_share_of_runs_that_found_the_best_are_reported():
+    trials = [_trial(0, 0.5, 1.0, 0.45), _trial(1, 0.7, 2.0, 0.60), _trial(2, 0.6, 3.0, 0.99)]
+    for i, t in enumerate(trials):
+        t.number = i
+    ends, reports, values = trace(trials, maximize=True, report="test_accuracy", values=True)
+    assert list(values) == [0.5, 0.7, 0.7] and list(reports) == [0.45, 0.60, 0.60]
+    spec = benchmarking.BenchSpec("<hand>", "h", None, "", (0, 1), 1, "test", {"a": {}}, {})
+    runs = [Run("a", 0, np.array([1.0, 2]), np.array([0.4, 0.5]), np.array([0.8, 0.9])),
+            Run("a", 1, np.array([1.0, 2]), np.array([0.3, 0.3]), np.array([0.7, 0.7]))]
+    row = summary(spec, runs, True, 0.5, 2, None, best_value=0.9)[0]
+    assert row["value"] == pytest.approx(0.8) and row["found"] == 0.5
+    assert row["value_std"] == pytest.approx(np.std([0.9, 0.7], ddof=1))
+    text = _markdown([row], spec, 0.5)
+    assert "| value | found best |" in text and "| 0.8000 ± 0.1414 | 0.50 |" in text
 
 
 def test_the_cli_runs_a_benchmark_file_and_prints_its_table(table, tmp_path, capsys):
