@@ -367,22 +367,27 @@ def bananas(
     members: AtLeast2 = 5,
     epochs: AtLeast1 = 200,
     encoding: Literal["space", "generic"] = "space",
+    zero_cost: list[str] | None = None,
 ) -> Strategy:
     """Predictor-guided search, BANANAS (White et al. 2021; see ``_guided``): an ensemble of
     ``members`` small MLPs on the space's encoding (``nb201``: path encoding), trained on the
     finished trials (with their fidelity when they ended at different steps), proposes the
     candidate — a mutation of one of the ``n_parents`` best configs, or a random one — with
     the best ``acquisition`` (independent Thompson sampling by default). ``encoding =
-    "generic"`` uses the one-hot / ordinal encoding even where the space has its own."""
+    "generic"`` uses the one-hot / ordinal encoding even where the space has its own;
+    ``zero_cost = ["synflow", ...]`` adds those proxies' scores as features."""
     from nas_hpo.strategies._guided import PredictorGuidedSampler
 
     _one_direction("bananas", setting)
+    for name in zero_cost or ():
+        _proxy_of(setting, "zero_cost", name)  # known, and the space builds networks
     options = {"members": members, "epochs": epochs} if predictor == "ensemble" else {}
     sampler = PredictorGuidedSampler(
         setting.space, predictor=predictor, acquisition=acquisition,
         n_startup_trials=n_startup_trials, n_candidates=n_candidates, n_parents=n_parents,
         random_fraction=random_fraction, beta=beta, predictor_options=options,
-        encoding=encoding, seed=setting.seed)
+        encoding=encoding, zero_cost=tuple(zero_cost or ()), proxies=setting.proxies,
+        seed=setting.seed)
     return Strategy("bananas", sampler, optuna.pruners.NopPruner())
 
 

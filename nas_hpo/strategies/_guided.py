@@ -9,7 +9,9 @@ Each proposal, after ``n_startup_trials`` random ones:
    ordinal encoding with an active flag per conditional parameter), plus, when the study's
    trials ended at different fidelities (pruned ones, or a multi-fidelity sampler's), the
    trial's last reported step as a fraction of the largest (prediction is then at the
-   largest;
+   largest; and, with ``zero_cost``, the named zero-cost proxies of each config (the study's
+   stored scores where it has them, ``also_score``; else scored once per architecture on the
+   objective's data), so the predictor can use what the proxies know;
 2. the surrogate (``_predictor``: an ensemble of MLPs, or a GP) is fitted to the values;
 3. candidates are made by mutating the best finished configs (``space.mutate``, one or two
    steps) and by random samples; architectures already evaluated or running are left out;
@@ -24,6 +26,7 @@ Everything is recomputed from the study's finished trials with a random generato
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +64,9 @@ class PredictorGuidedSampler(DecidedSampler):
         beta: float = 1.0,
         predictor_options: dict[str, Any] | None = None,
         encoding: str = "space",
+        zero_cost: tuple[str, ...] = (),
+        proxies: Callable[[Mapping[str, Any], tuple[str, ...]], Mapping[str, float]]
+        | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__(space, seed=seed)
@@ -79,6 +85,11 @@ class PredictorGuidedSampler(DecidedSampler):
         if encoding not in ("space", "generic"):
             raise ValueError(f"encoding must be 'space' or 'generic', got {encoding!r}")
         self._encode = space.encode if encoding == "space" else space.encoding.encode
+        if zero_cost and proxies is None:
+            raise ValueError("zero_cost features need a space that builds networks to score")
+        self.zero_cost = tuple(zero_cost)
+        self._proxies = proxies
+        self._scores: dict[str, list[float]] = {}  # arch key -> proxy scores, computed once
 
     # ------------------------------------------------------------------ data
 
@@ -118,13 +129,42 @@ class PredictorGuidedSampler(DecidedSampler):
             top = max(known)
             fidelity = np.asarray([(s if s is not None else top) / top for s in steps])
         configs = [dict(t.params) for t in trials]
-        X = self._features(configs, fidelity) if configs else np.zeros((0, 0))
-        return configs, X, y, fidelity
+        if not configs:
+            return configs, np.zeros((0, 0)), y, fidelity
+        zc = self._zero_cost(configs, [t.user_attrs for t in trials])
+        return configs, self._features(configs, fidelity, zc), y, fidelity
 
-    def _features(self, configs: list[dict[str, Any]], fidelity: np.ndarray | None
-                  ) -> np.ndarray:
-        X = np.stack([self._encode(c) for c in configs])
-        return X if fidelity is None else np.hstack([X, fidelity[:, None]])
+    def _zero_cost(self, configs: list[dict[str, Any]],
+                   stored: list[Mapping[str, Any]] | None = None) -> np.ndarray | None:
+        """The ``zero_cost`` proxies of each config: the trial's own user attributes where the
+        study stores them (``also_score``), else scored here once per architecture; as
+        sign · log(1 + |score|), since proxies such as synflow span many orders of
+        magnitude."""
+        if not self.zero_cost:
+            return None
+        rows = []
+        for i, config in enumerate(configs):
+            attrs = stored[i] if stored is not None else {}
+            if all(isinstance(attrs.get(n), (int, float)) for n in self.zero_cost):
+                rows.append([float(attrs[n]) for n in self.zero_cost])
+                continue
+            key = self.space.arch_key(config)
+            if key not in self._scores:
+                assert self._proxies is not None
+                got = self._proxies(config, self.zero_cost)
+                self._scores[key] = [float(got[n]) for n in self.zero_cost]
+            rows.append(self._scores[key])
+        raw = np.asarray(rows, dtype=float)
+        return np.sign(raw) * np.log1p(np.abs(raw))
+
+    def _features(self, configs: list[dict[str, Any]], fidelity: np.ndarray | None,
+                  zero_cost: np.ndarray | None = None) -> np.ndarray:
+        parts = [np.stack([self._encode(c) for c in configs])]
+        if zero_cost is not None:
+            parts.append(zero_cost)
+        if fidelity is not None:
+            parts.append(fidelity[:, None])
+        return np.hstack(parts)
 
     # ------------------------------------------------------------------ candidates
 
@@ -181,7 +221,7 @@ class PredictorGuidedSampler(DecidedSampler):
         if not candidates:
             return self.space.sample(seed=rng), {_ROLE: "random"}
         cf = None if fidelity is None else np.ones(len(candidates))
-        mean, std = model.predict(self._features(candidates, cf))
+        mean, std = model.predict(self._features(candidates, cf, self._zero_cost(candidates)))
         score = self._acquire(mean, std, float(np.max(y)), rng)
         best = int(np.argmax(score))
         return candidates[best], {_ROLE: "model",

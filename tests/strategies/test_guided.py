@@ -275,3 +275,33 @@ def test_zero_cost_filter_needs_a_known_proxy_and_a_space_that_builds(storage):
                         n_trials=6, storage=storage, study_name="zc")
     scored = [t.system_attrs["nas_hpo:re:zero_cost"] for t in study.trials[3:]]
     assert all(k == 3 and s > 0 for s, k in scored)
+
+
+def test_zero_cost_features_come_from_the_study_where_stored_and_are_scored_once_elsewhere():
+    calls: list[str] = []
+
+    def proxies(config, names):
+        calls.append(TABLE_SPACE.arch_key(config))
+        return {"fake": float(sum(v == "a" for v in config.values())) * 1000}
+
+    sampler = PredictorGuidedSampler(TABLE_SPACE, n_startup_trials=4, n_candidates=10,
+                                     zero_cost=("fake",), proxies=proxies, seed=0,
+                                     predictor_options={"epochs": 20})
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+
+    def objective(trial):
+        config = TABLE_SPACE.suggest(trial)
+        if trial.number % 2:  # half the trials store their score, as also_score does
+            trial.set_user_attr("fake", -1.0)
+        return table(config)
+
+    study.optimize(objective, n_trials=10)
+    configs, X, _, _ = sampler.training_data(study)
+    column = X[:, len(TABLE_SPACE.encoding)]
+    for t, value in zip(study.trials, column, strict=True):
+        raw = -1.0 if t.number % 2 else sum(v == "a" for v in t.params.values()) * 1000.0
+        assert value == pytest.approx(np.sign(raw) * np.log1p(abs(raw)))
+    # Each architecture was scored at most once (a candidate keeps its score once evaluated).
+    assert len(calls) == len(set(calls)) and len(calls) > 10
+    with pytest.raises(ValueError, match="space that builds networks"):
+        PredictorGuidedSampler(TABLE_SPACE, zero_cost=("fake",))
