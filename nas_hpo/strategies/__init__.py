@@ -339,12 +339,12 @@ def nsga3(setting: Setting, *, population_size: AtLeast2 = 20, mutation_prob: Pr
 
 @register("local_search", objectives="one", test_options={"n_initial": 3})
 def local_search(setting: Setting, *, n_initial: AtLeast1 = 10,
-                 improvement: Literal["best", "first"] = "best",
-                 restart: Literal["best", "random"] = "best") -> Strategy:
+                 improvement: Literal["best", "first"] = "first",
+                 restart: Literal["best", "random"] = "random") -> Strategy:
     """Local search over ``space.neighbors`` (White et al. 2021; see ``_local``): starts from
-    the best of ``n_initial`` random trials, moves on the ``best`` (or ``first``) improving
-    neighbour, restarts at a local optimum from the best trial with unseen neighbours (or a
-    ``random`` one)."""
+    the best of ``n_initial`` random trials, moves to the ``first`` (or, once all are seen,
+    the ``best``) improving neighbour, restarts at a local optimum from a ``random``
+    architecture (or the best trial with unseen neighbours)."""
     from nas_hpo.strategies._local import LocalSearchSampler
 
     _one_direction("local_search", setting)
@@ -359,7 +359,7 @@ def bananas(
     *,
     n_startup_trials: AtLeast1 = 10,
     predictor: Literal["ensemble", "gp"] = "ensemble",
-    acquisition: Literal["its", "ucb", "ei", "mean"] = "its",
+    acquisition: Literal["its", "ucb", "ei", "mean"] = "ucb",
     n_candidates: AtLeast1 = 100,
     n_parents: AtLeast1 = 10,
     random_fraction: Probability = 0.2,
@@ -373,7 +373,8 @@ def bananas(
     ``members`` small MLPs on the space's encoding (``nb201``: path encoding), trained on the
     finished trials (with their fidelity when they ended at different steps), proposes the
     candidate — a mutation of one of the ``n_parents`` best configs, or a random one — with
-    the best ``acquisition`` (independent Thompson sampling by default). ``encoding =
+    the best ``acquisition`` (``ucb``: mean + ``beta`` · std; ``its``: BANANAS' independent
+    Thompson sampling). ``encoding =
     "generic"`` uses the one-hot / ordinal encoding even where the space has its own;
     ``zero_cost = ["synflow", ...]`` adds those proxies' scores as features."""
     from nas_hpo.strategies._guided import PredictorGuidedSampler

@@ -56,7 +56,7 @@ class PredictorGuidedSampler(DecidedSampler):
         space: SearchSpace,
         *,
         predictor: str = "ensemble",
-        acquisition: str = "its",
+        acquisition: str = "ucb",
         n_startup_trials: int = 10,
         n_candidates: int = 100,
         n_parents: int = 10,

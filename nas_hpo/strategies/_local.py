@@ -39,8 +39,8 @@ _CENTER = "nas_hpo:ls:center"
 class LocalSearchSampler(DecidedSampler):
     """Local search over a ``SearchSpace`` (single objective); see the module doc."""
 
-    def __init__(self, space: SearchSpace, *, n_initial: int = 10, improvement: str = "best",
-                 restart: str = "best", seed: int | None = None) -> None:
+    def __init__(self, space: SearchSpace, *, n_initial: int = 10, improvement: str = "first",
+                 restart: str = "random", seed: int | None = None) -> None:
         if improvement not in ("best", "first"):
             raise ValueError(f"improvement must be 'best' or 'first', got {improvement!r}")
         if restart not in ("best", "random"):
