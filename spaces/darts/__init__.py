@@ -127,6 +127,7 @@ __all__ = [
     "DartsSupernet",
     "FactorizedReduce",
     "Genotype",
+    "adjacency_encoding",
     "ImageNetStem",
     "ReLUConvBN",
     "SuperCell",
@@ -164,6 +165,21 @@ def _params_and_conditions() -> tuple[list[Hyperparameter], dict[str, Condition]
     return params, conditions
 
 
+def adjacency_encoding(config: Mapping[str, Any]) -> list[float]:
+    """The cells as labelled adjacency (NASLib's ``adjacency_one_hot`` for DARTS): for each
+    cell and each of its 14 possible edges, a one-hot of the operation when the edge is in the
+    architecture, zeros when it is not; 2 · 14 · 7 = 196 entries, 16 of them ones. It says
+    directly which node reads which with what, where the generic encoding spreads that over
+    the input pairs, the edges' operations and their active flags."""
+    out = [0.0] * (len(CELLS) * N_EDGES * len(OPS))
+    for c, cell in enumerate(CELLS):
+        for e in range(N_EDGES):
+            op = config.get(edge_param(cell, e))
+            if op is not None:
+                out[(c * N_EDGES + e) * len(OPS) + OPS.index(op)] = 1.0
+    return out
+
+
 @register("darts", size=(1 * 3 * 6 * 10 * 7**8) ** 2, supernet=True,
           test_options={"init_channels": 4, "layers": 5})
 def darts(*, init_channels: AtLeast1 = 16, layers: AtLeast1 = 8,
@@ -190,4 +206,4 @@ def darts(*, init_channels: AtLeast1 = 16, layers: AtLeast1 = 8,
         return DartsSupernet(input_shape, num_classes, channels, layers)
 
     return SearchSpace(params, conditions, builder=builder, arch_key=genotype_str,
-                       supernet=supernet)
+                       supernet=supernet, encoder=adjacency_encoding)

@@ -109,3 +109,23 @@ def test_nb201_path_encoding_counts_the_operation_sequences_from_input_to_output
     assert (space.encode(a) == space.encode(b)).all()
     # The generic encoding stays available (and lossless) next to the space's own.
     assert space.encoding.decode(space.encoding.encode(cell)) == cell
+
+
+def test_darts_adjacency_encoding_marks_each_active_edge_with_its_operation():
+    from nas_hpo.spaces import darts
+
+    space = spaces.get("darts", init_channels=4, layers=5)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        config = space.sample(seed=rng)
+        v = space.encode(config)
+        assert len(v) == 2 * darts.N_EDGES * len(darts.OPS) == 196
+        assert v.sum() == 16  # 8 active edges per cell, one operation each
+        for c, cell in enumerate(darts.CELLS):
+            for e in range(darts.N_EDGES):
+                start = (c * darts.N_EDGES + e) * 7
+                row = v[start:start + 7]
+                op = config.get(darts.edge_param(cell, e))
+                assert row.sum() == (op is not None)
+                if op is not None:
+                    assert darts.OPS[int(np.argmax(row))] == op
