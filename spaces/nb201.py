@@ -59,6 +59,7 @@ import torch
 from torch import nn
 
 from nas_hpo._options import AtLeast1, Positive
+from nas_hpo.oneshot import is_relaxed, mixed
 from nas_hpo.space import Categorical, SearchSpace
 from nas_hpo.spaces import register
 
@@ -363,17 +364,21 @@ def build(
 
 class SuperCell(nn.Module):
     """Every operation of every edge (``edges[edge][op]``; ``none`` has no module): the cell
-    of one architecture is the path ``forward(x, config)`` takes through it."""
+    of one architecture is the path ``forward(x, config)`` takes through it; a relaxed config
+    mixes each edge's operations (``nas_hpo.oneshot.mixed``; ``partial``: PC-DARTS' channel
+    fraction, the ops then being built for ``channels // partial``)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, partial: int = 1) -> None:
         super().__init__()
         self.edges = nn.ModuleDict({
-            edge_name(i, j): nn.ModuleDict({op: make_op(op, channels) for op in OPS
+            edge_name(i, j): nn.ModuleDict({op: make_op(op, channels // partial) for op in OPS
                                             if op != "none"})
             for i, j in EDGES
         })
 
     def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        if is_relaxed(config):
+            return self._mixed(x, config)
         nodes = [x]
         for i in range(1, N_NODES):
             node: torch.Tensor | None = None
@@ -386,6 +391,14 @@ class SuperCell(nn.Module):
             nodes.append(torch.zeros_like(x) if node is None else node)
         return nodes[-1]
 
+    def _mixed(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        nodes = [x]
+        for i in range(1, N_NODES):
+            parts = [mixed(config, edge_name(i, j), {"none": None, **self.edges[edge_name(i, j)]},
+                           nodes[j]) for j in range(i)]
+            nodes.append(sum(parts[1:], parts[0]))  # type: ignore[arg-type]
+        return nodes[-1]
+
 
 class NB201Supernet(nn.Module):
     """The weight-sharing supernet of the space (as in the single-path one-shot methods run on
@@ -393,10 +406,13 @@ class NB201Supernet(nn.Module):
     ``supernet(x, config)`` computes exactly what ``build(config)`` computes with the path's
     weights (``subnet`` makes that network)."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, C: int, N: int) -> None:
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, C: int, N: int,
+                 partial_channels: int = 1) -> None:
         super().__init__()
         self.input_shape, self.num_classes, self.C, self.N = input_shape, num_classes, C, N
-        stem, cells, c_last = _skeleton(input_shape, C, N, SuperCell)
+        self.partial_channels = partial_channels
+        stem, cells, c_last = _skeleton(input_shape, C, N,
+                                        lambda c: SuperCell(c, partial_channels))
         self.stem = stem
         self.cells = nn.ModuleList(cells)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_last), nn.ReLU(inplace=True))
@@ -413,6 +429,8 @@ class NB201Supernet(nn.Module):
     def subnet(self, config: Mapping[str, Any]) -> NB201Network:
         """``build(config)`` with the supernet's weights and BN statistics of that path (to
         fine-tune the architecture a search found from its inherited weights)."""
+        if self.partial_channels > 1:
+            raise ValueError("a supernet of partial channels holds no whole network's weights")
         net = build(config, input_shape=self.input_shape, num_classes=self.num_classes,
                     C=self.C, N=self.N)
         state = {}
@@ -441,8 +459,10 @@ def nb201(*, C: AtLeast1 = 16, N: AtLeast1 = 5, width_mult: Positive = 1.0) -> S
     ) -> nn.Module:
         return build(config, input_shape=input_shape, num_classes=num_classes, C=width, N=N)
 
-    def supernet(*, input_shape: tuple[int, ...], num_classes: int) -> NB201Supernet:
-        return NB201Supernet(input_shape, num_classes, C=width, N=N)
+    def supernet(*, input_shape: tuple[int, ...], num_classes: int,
+                 partial_channels: int = 1) -> NB201Supernet:
+        return NB201Supernet(input_shape, num_classes, C=width, N=N,
+                             partial_channels=partial_channels)
 
     key: Callable[[Mapping[str, Any]], str] = arch_str
     return SearchSpace(params, builder=builder, arch_key=key, supernet=supernet,

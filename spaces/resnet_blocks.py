@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nas_hpo._options import AtLeast1, Positive
+from nas_hpo.oneshot import is_relaxed, mixed
 from nas_hpo.space import Categorical, SearchSpace
 from nas_hpo.spaces import register
 
@@ -141,6 +142,10 @@ class ResNetBlocksSupernet(nn.Module):
     def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
         x = self.stem(x)
         for i, position in enumerate(self.blocks, start=1):
+            if is_relaxed(config):  # a mixed choice block: kernel and width weights multiply
+                ops = {(k, wd): position[choice_name(k, wd)] for k in KERNELS for wd in WIDTHS}
+                x = mixed(config, (f"b{i}_kernel", f"b{i}_width"), ops, x)
+                continue
             x = position[choice_name(config[f"b{i}_kernel"], config[f"b{i}_width"])](x)
         return self.head(torch.flatten(self.pool(x), 1))
 

@@ -24,6 +24,7 @@ from nas_hpo.space._optuna import (
     ForbiddenConfigurationError,
     forbidden_streak_error,
 )
+from nas_hpo.space._optuna import distribution as optuna_distribution
 from nas_hpo.space._params import Categorical, Constant, Float, Hyperparameter, Integer
 from nas_hpo.space._space import Config, SearchSpace
 
@@ -53,4 +54,5 @@ __all__ = [
     "SearchSpace",
     "configspace_values",
     "forbidden_streak_error",
+    "optuna_distribution",
 ]

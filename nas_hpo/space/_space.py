@@ -402,17 +402,30 @@ class SearchSpace:
         """Whether the space builds a weight-sharing supernet (``build_supernet``)."""
         return self._supernet is not None
 
-    def build_supernet(self, *, input_shape: tuple[int, ...], num_classes: int
-                       ) -> torch.nn.Module:
+    def build_supernet(self, *, input_shape: tuple[int, ...], num_classes: int,
+                       **options: Any) -> torch.nn.Module:
         """The space's weight-sharing supernet: one module holding the weights of every
         architecture, called as ``supernet(x, config)`` to run ``config``'s path (the
-        ``supernet`` objective trains it with single-path sampling)."""
+        ``supernet`` objective trains it with single-path sampling) or, with a relaxed config,
+        a mixture of them (``nas_hpo.oneshot``). ``options`` are those the space's supernet
+        declares (``partial_channels`` for PC-DARTS); another is an error naming them."""
         if self._supernet is None:
             raise TypeError(
                 f"space {self.name or '(unnamed)'} has no supernet (in the catalogue: every "
                 "space but chain)"
             )
-        return self._supernet(input_shape=tuple(input_shape), num_classes=num_classes)
+        if options:
+            import inspect
+
+            declared = [n for n in inspect.signature(self._supernet).parameters
+                        if n not in ("input_shape", "num_classes")]
+            unknown = sorted(set(options) - set(declared))
+            if unknown:
+                raise ValueError(f"the supernet of space {self.name or '(unnamed)'} takes no "
+                                 f"option {', '.join(unknown)} (it takes: "
+                                 f"{', '.join(declared) or 'none'})")
+        return self._supernet(input_shape=tuple(input_shape), num_classes=num_classes,
+                              **options)
 
     def with_builder(
         self,

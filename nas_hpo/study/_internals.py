@@ -19,6 +19,7 @@ import optuna
 import optuna.study._tell as _optuna_tell
 
 from nas_hpo.space import FORBIDDEN_ATTR
+from nas_hpo.strategies import NOT_COUNTED_ATTR
 from nas_hpo.study._recovery import WORKER_ATTR
 
 __all__ = ["DUPLICATE_ATTR", "FINISHED", "AttrWriter", "count_query", "counted", "jsonable",
@@ -304,7 +305,13 @@ def _stamp_in_creation_transaction(
 
 def counted(study: optuna.Study) -> int:
     """Trials that count against ``n_trials``: finished ones and those running now, except the
-    forbidden draws (pruned before any evaluation, with a ``forbidden`` user attribute)."""
+    forbidden draws (pruned before any evaluation, with a ``forbidden`` user attribute) and
+    the trials a strategy recorded without an evaluation (``NOT_COUNTED_ATTR``)."""
+    return _counted(study) - int(study._storage.get_study_system_attrs(study._study_id)
+                                 .get(NOT_COUNTED_ATTR, 0))
+
+
+def _counted(study: optuna.Study) -> int:
     states = (*FINISHED, optuna.trial.TrialState.RUNNING)
     backend = rdb_backend(study)
     if backend is not None:

@@ -116,6 +116,7 @@ class Lifecycle:
         self._writer: AttrWriter | None = None
         self._undo_stamp: Callable[[], None] = lambda: None
         self._sampler: FirstTrialSeeded | None = None
+        self._prepared = False  # the strategy's before_study has run (first propose)
 
     # ------------------------------------------------------------------ set-up
 
@@ -186,6 +187,11 @@ class Lifecycle:
         towards ``n_trials``; None when the study holds ``n_trials`` trials. Forbidden draws
         in between are recorded and not counted."""
         space = self.plan.space
+        if not self._prepared:
+            self._prepared = True
+            hook = self.plan.strategy.before_study
+            if hook is not None:
+                hook(self.study)
         while True:
             trial = self._ask()
             if trial is None:

@@ -103,7 +103,8 @@ def _strategy(spec: StudySpec, space: SearchSpace, objective: Objective,
 
     setting = strategies.Setting(space=space, seed=seed, directions=directions,
                                  fidelities=tuple(objective.fidelities),
-                                 proxies=proxies if space.can_build else None)
+                                 proxies=proxies if space.can_build else None,
+                                 data_source=objective.data_source())
     try:
         return strategies.get(spec.strategy.name, setting, **spec.strategy.options)
     except UnknownNameError as e:

@@ -202,8 +202,9 @@ def darts(*, init_channels: AtLeast1 = 16, layers: AtLeast1 = 8,
             layers=layers,
         )
 
-    def supernet(*, input_shape: tuple[int, ...], num_classes: int) -> DartsSupernet:
-        return DartsSupernet(input_shape, num_classes, channels, layers)
+    def supernet(*, input_shape: tuple[int, ...], num_classes: int,
+                 partial_channels: int = 1) -> DartsSupernet:
+        return DartsSupernet(input_shape, num_classes, channels, layers, partial_channels)
 
     return SearchSpace(params, conditions, builder=builder, arch_key=genotype_str,
                        supernet=supernet, encoder=adjacency_encoding)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas_hpo.oneshot import Relaxed, mixed, weight_of
 from nas_hpo.spaces.darts._genotype import (
     CONCAT,
     IMAGENET_STEM_FROM,
@@ -19,6 +20,9 @@ from nas_hpo.spaces.darts._genotype import (
     CellSpec,
     _cell_of,
     edge_index,
+    edge_param,
+    input_pairs,
+    inputs_param,
 )
 
 # --------------------------------------------------------------------------- operations
@@ -236,7 +240,7 @@ class SuperCell(nn.Module):
     spec)`` takes, for the cell's (op, input) pairs."""
 
     def __init__(self, c_prev_prev: int, c_prev: int, c: int, *, reduction: bool,
-                 reduction_prev: bool) -> None:
+                 reduction_prev: bool, partial: int = 1) -> None:
         super().__init__()
         self.reduction = reduction
         self.preprocess0: nn.Module = (
@@ -247,14 +251,37 @@ class SuperCell(nn.Module):
         for node in NODES:
             for source in range(node):
                 stride = 2 if reduction and source < 2 else 1
-                self.edges.append(nn.ModuleDict({op: OP_MODULES[op](c, stride) for op in OPS}))
+                self.edges.append(nn.ModuleDict({op: OP_MODULES[op](c // partial, stride)
+                                                 for op in OPS}))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, spec: CellSpec) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, spec: CellSpec | Relaxed
+                ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        if isinstance(spec, Relaxed):
+            return self._mixed(states, spec)
         for i, node in enumerate(NODES):
             (op_a, a), (op_b, b) = spec[2 * i], spec[2 * i + 1]
             states.append(self.edges[edge_index(node, a)][op_a](states[a])
                           + self.edges[edge_index(node, b)][op_b](states[b]))
+        return torch.cat(states[2:], dim=1)
+
+    def _mixed(self, states: list[torch.Tensor], config: Relaxed) -> torch.Tensor:
+        """Every edge's mixed operation, weighted by how much of the node's input-pair
+        distribution contains the edge's source (node 2 always reads 0 and 1)."""
+        cell = "reduce" if self.reduction else "normal"
+        for node in NODES:
+            total: Any = 0.0
+            for source in range(node):
+                share = 1.0 if node == 2 else weight_of(
+                    config, inputs_param(cell, node),
+                    [p for p in input_pairs(node) if str(source) in p.split("_")])
+                if not isinstance(share, float) and float(share.detach()) == 0.0:
+                    total = total + share  # GDAS: an input not drawn is not computed
+                    continue
+                e = edge_index(node, source)
+                total = total + share * mixed(config, edge_param(cell, e), self.edges[e],
+                                              states[source])
+            states.append(total)
         return torch.cat(states[2:], dim=1)
 
 
@@ -265,21 +292,25 @@ class DartsSupernet(nn.Module):
     path's weights (``subnet`` makes that network)."""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, init_channels: int,
-                 layers: int) -> None:
+                 layers: int, partial_channels: int = 1) -> None:
         super().__init__()
         self.input_shape, self.num_classes = input_shape, num_classes
         self.init_channels, self.layers = init_channels, layers
+        self.partial_channels = partial_channels
         stem, plan, c_last = _layout(input_shape, init_channels, layers)
         self.stem = stem
         self.cells = nn.ModuleList(
-            SuperCell(c_pp, c_p, c, reduction=reduction, reduction_prev=reduction_prev)
+            SuperCell(c_pp, c_p, c, reduction=reduction, reduction_prev=reduction_prev,
+                      partial=partial_channels)
             for c_pp, c_p, c, reduction, reduction_prev in plan
         )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_last, num_classes)
 
     def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
-        specs = {False: _cell_of(config, "normal"), True: _cell_of(config, "reduce")}
+        specs: dict[bool, Any] = (
+            {False: config, True: config} if isinstance(config, Relaxed)
+            else {False: _cell_of(config, "normal"), True: _cell_of(config, "reduce")})
         s0, s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, specs[cell.reduction])
@@ -287,6 +318,8 @@ class DartsSupernet(nn.Module):
 
     def subnet(self, config: Mapping[str, Any]) -> nn.Module:
         """``build(config)`` with the supernet's weights and BN statistics of that path."""
+        if self.partial_channels > 1:
+            raise ValueError("a supernet of partial channels holds no whole network's weights")
         net = build(config, input_shape=self.input_shape, num_classes=self.num_classes,
                     init_channels=self.init_channels, layers=self.layers)
         specs = {False: _cell_of(config, "normal"), True: _cell_of(config, "reduce")}

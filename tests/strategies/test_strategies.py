@@ -50,7 +50,21 @@ def two(config: dict) -> tuple[float, float]:
     return score(config), config["depth"]
 
 
+#: Strategies that search a supernet (differentiable one-shot search): run on a small nb201.
+ONE_SHOT = {n for n in NAMES if strategies.REGISTRY.meta(n).get("supernet")}
+SMALL_NB201 = {"name": "nb201", "C": 4, "N": 1}
+
+
+def convs(config: dict) -> float:
+    return sum(v.startswith("nor_conv") for v in config.values()) / 6
+
+
 def run(name: str, storage: str, study_name: str, n_trials: int, seed: int = 0):
+    if name in ONE_SHOT:
+        options = strategies.REGISTRY.meta(name).get("test_options", {})
+        return nas_hpo.run({"space": SMALL_NB201, "strategy": {"name": name, **options}},
+                           objective=convs, n_trials=n_trials, storage=storage,
+                           study_name=study_name, seed=seed)
     if name in MULTI_OBJECTIVE_ONLY:
         return nas_hpo.run({"study": {"directions": ["maximize", "minimize"]}}, space=space(),
                            objective=two, strategy=name, n_trials=n_trials, storage=storage,
@@ -62,17 +76,23 @@ def run(name: str, storage: str, study_name: str, n_trials: int, seed: int = 0):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_strategy_proposes_valid_configs_resumes_and_reproduces(name, storage):
-    s = space()
+    s = nas_hpo.spaces.get("nb201", C=4, N=1) if name in ONE_SHOT else space()
     study = run(name, storage, "a", 12)
     first = [t.params for t in study.trials]
-    assert len(first) == 12
+    # A one-shot search records its epochs as trials besides the 12 its objective evaluates.
+    assert len(evaluated(study)) == 12
     for t in study.trials:
         assert t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         s.validate(t.params)
     resumed = run(name, storage, "a", 16)
-    assert len(resumed.trials) == 16
+    assert len(evaluated(resumed)) == 16
+    assert len(resumed.trials) - len(evaluated(resumed)) == len(first) - 12  # not again
     again = run(name, storage, "b", 12)
     assert [t.params for t in again.trials] == first
+
+
+def evaluated(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if "nas_hpo:oneshot:epoch" not in t.system_attrs]
 
 
 def test_pruners_stop_trials_with_their_sampler(storage):
