@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from nas_hpo._options import AtLeast1, Positive
+from nas_hpo.oneshot import is_relaxed, mixed, weight_of
 from nas_hpo.space import Categorical, Condition, Constant, GreaterThan, Hyperparameter, SearchSpace
 from nas_hpo.spaces import register
 
@@ -218,12 +219,32 @@ class MobileNetSupernet(nn.Module):
         self.head = _head(c, width_mult, num_classes)
 
     def forward(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        if is_relaxed(config):
+            return self._mixed(x, config)
         x = self.stem(x)
         for s, stage in enumerate(self.stages, start=1):
             for b in range(1, int(config[f"stage{s}_depth"]) + 1):
                 choice = choice_name(int(config[f"stage{s}_block{b}_kernel"]),
                                      int(config[f"stage{s}_block{b}_expand"]))
                 x = stage[b - 1][choice](x)
+        return self.head(x)
+
+    def _mixed(self, x: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+        """Mixed choice blocks (kernel and expansion weights multiply) and a mixed depth: a
+        stage's output is its outputs after 1, 2, ... blocks weighted by the depth's weights
+        (blocks past the deepest depth of non-zero weight are not run)."""
+        x = self.stem(x)
+        for s, stage in enumerate(self.stages, start=1):
+            shares = [weight_of(config, f"stage{s}_depth", d) for d in range(1, len(stage) + 1)]
+            deepest = max(d for d, w in enumerate(shares, start=1)
+                          if float(w.detach() if isinstance(w, torch.Tensor) else w) != 0)
+            out: Any = sum(shares[deepest:], 0.0)  # zero weights, kept for their gradient
+            for b in range(1, deepest + 1):
+                ops = {(k, e): stage[b - 1][choice_name(k, e)] for k in KERNELS for e in EXPANDS}
+                x = mixed(config, (f"stage{s}_block{b}_kernel", f"stage{s}_block{b}_expand"),
+                          ops, x)
+                out = out + shares[b - 1] * x
+            x = out
         return self.head(x)
 
     def subnet(self, config: Mapping[str, Any]) -> nn.Module:

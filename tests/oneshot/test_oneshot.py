@@ -14,7 +14,7 @@ from nas_hpo.oneshot._search import finite_difference_hvp
 
 torch.set_num_threads(1)
 SMALL = {"nb201": {"C": 4, "N": 1}, "darts": {"init_channels": 4, "layers": 3},
-         "resnet_blocks": {"base_width": 4}}
+         "resnet_blocks": {"base_width": 4}, "mobilenet": {"max_depth": 2, "width_mult": 0.25}}
 SHAPE = (1, 8, 8)
 
 
@@ -196,3 +196,17 @@ def test_only_categorical_spaces_with_a_supernet_are_searched():
     with pytest.raises(ValueError, match="takes no option partial_channels"):
         spaces.get("mobilenet").build_supernet(input_shape=SHAPE, num_classes=10,
                                                partial_channels=2)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_space_with_choices_searches_and_derives_a_valid_architecture(name):
+    search, _ = searched(name, epochs=1, batch_size=16, arch_lr=0.01)
+    (x, y), (xv, yv) = data(32, 0), data(16, 1)
+    (epoch,) = search.run(x, y, xv, yv, num_classes=10)
+    search.space.validate(epoch.config)
+    assert 0 <= epoch.val_accuracy <= 1
+    # α moved, and the derived choice of each active parameter is its most weighted one.
+    assert any(max(p) - min(p) > 1e-3 for p in epoch.alphas.values())
+    for n, v in epoch.config.items():
+        if n in epoch.alphas:
+            assert epoch.alphas[n][search.choices[n].index(v)] == max(epoch.alphas[n])

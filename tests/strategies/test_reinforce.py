@@ -109,3 +109,17 @@ def test_only_active_parameters_are_decided_and_grids_cover_numbers(storage):
     # The walk along the most likely path decides only what that path activates.
     probs = sampler.probabilities({"depth": 1})
     assert "op2" not in probs and "op1" in probs
+
+
+def test_with_the_supernet_objective_the_controller_searches_one_shared_supernet(storage,
+                                                                                  tmp_path):
+    # ENAS' pairing: every architecture the policy draws is scored on one trained supernet.
+    study = nas_hpo.run({"space": {"name": "nb201", "C": 4, "N": 1},
+                         "strategy": {"name": "reinforce"},
+                         "objective": {"name": "supernet", "epochs": 1, "bn_batches": 1,
+                                       "cache_dir": str(tmp_path)}},
+                        n_trials=6, seed=0, storage=storage, study_name="enas")
+    assert len(study.trials) == 6
+    assert all(0 <= t.value <= 1 for t in study.trials)
+    assert len({t.user_attrs["supernet"]["file"] for t in study.trials}) == 1
+    assert len(list(tmp_path.glob("*.pt"))) == 1
