@@ -191,7 +191,10 @@ class Lifecycle:
             self._prepared = True
             hook = self.plan.strategy.before_study
             if hook is not None:
-                hook(self.study)
+                # Under the study's reservation: of the processes joining the study, one does
+                # the work (a search) while the others wait, then find it done.
+                with self._reservation():
+                    hook(self.study)
         while True:
             trial = self._ask()
             if trial is None:

@@ -69,3 +69,14 @@ def test_what_cannot_search_is_refused_before_any_trial(storage, spec, message):
     with pytest.raises(SpecError, match=message):
         nas_hpo.run(spec, objective=convs, n_trials=1, storage=storage, study_name="x")
     assert optuna.get_all_study_names(storage) == []
+
+
+def test_worker_processes_search_once_and_share_the_result(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    spec = {"space": SPACE, "strategy": {"name": "gdas", "epochs": 2, "batch_size": 128},
+            "backend": {"workers": 2}}
+    study = nas_hpo.run(spec, objective="tests.strategies.test_oneshot_strategy:convs",
+                        n_trials=4, storage=storage, study_name="w", threads=1)
+    epochs = [t for t in study.trials if "oneshot" in t.user_attrs]
+    assert [t.user_attrs["oneshot"]["epoch"] for t in epochs] == [1, 2]  # one search
+    assert len(study.trials) == 6
