@@ -31,18 +31,33 @@ def reinforce(setting: Setting, *, learning_rate: Positive = 0.01,
     return Strategy("reinforce", sampler, optuna.pruners.NopPruner())
 
 
-def _one_shot(setting: Setting, method: str, options: dict[str, Any]) -> Strategy:
-    """The strategy of a differentiable search (``_oneshot``, ``nas_hpo.oneshot``)."""
+def _one_shot(setting: Setting, method: str, options: dict[str, Any], dataset: str | None,
+              data_dir: str | None) -> Strategy:
+    """The strategy of a differentiable search (``_oneshot``, ``nas_hpo.oneshot``). It
+    searches on ``dataset`` (in ``data_dir``) where given, else on the objective's data, else
+    on the embedded default."""
+    from nas_hpo import data
+    from nas_hpo._objective import DataSource
     from nas_hpo.oneshot import OneShotSearch
     from nas_hpo.strategies._oneshot import OneShotSampler
+    from nas_hpo.training import check_device
+
+    why = check_device(options["device"])
+    if why is not None:
+        raise ValueError(f"device: {why}")
+    source = setting.data_source
+    if dataset is not None:
+        if dataset not in data.names():
+            raise ValueError(f"dataset: unknown dataset {dataset!r}; known: "
+                             f"{', '.join(data.names())}")
+        source = DataSource(dataset, data_dir)
 
     if setting.directions != ("maximize",):
         raise ValueError(f"{method} records each epoch's one-shot validation accuracy as a "
                          "trial's value: the study must maximize one value (an accuracy); its "
                          f"directions are {list(setting.directions)}")
     search = OneShotSearch(setting.space, method=method, seed=setting.seed, **options)
-    sampler = OneShotSampler(setting.space, search, data_source=setting.data_source,
-                             seed=setting.seed)
+    sampler = OneShotSampler(setting.space, search, data_source=source, seed=setting.seed)
     return Strategy(method, sampler, optuna.pruners.NopPruner(),
                     before_study=sampler.before_study)
 
@@ -58,14 +73,15 @@ def darts(setting: Setting, *, order: Literal[1, 2] = 1, epochs: AtLeast1 = 50,
           batch_size: AtLeast2 = 64, lr: _Rate = 0.025, lr_min: _Decay = 0.001,
           arch_lr: _Rate = 3e-4, arch_weight_decay: _Decay = 1e-3,
           warmup_epochs: NonNegative = 0, collapse_share: _Share = 0.5,
-          on_collapse: Literal["report", "stop"] = "report", device: str = "cpu") -> Strategy:
+          on_collapse: Literal["report", "stop"] = "report", device: str = "cpu",
+          dataset: str | None = None, data_dir: str | None = None) -> Strategy:
     """DARTS (Liu et al. 2019): softmax-mixed operations on the space's supernet, bilevel
     first- (``order = 1``) or second-order; each epoch's argmax architecture is a trial, the
     last one is evaluated by the objective (see ``nas_hpo.oneshot``)."""
     return _one_shot(setting, "darts", dict(
         order=order, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min,
         arch_lr=arch_lr, arch_weight_decay=arch_weight_decay, warmup_epochs=warmup_epochs,
-        collapse_share=collapse_share, on_collapse=on_collapse, device=device))
+        collapse_share=collapse_share, on_collapse=on_collapse, device=device), dataset, data_dir)
 
 
 @register("gdas", objectives="one", test_options=_ONE_SHOT_TEST, supernet=True)
@@ -73,13 +89,14 @@ def gdas(setting: Setting, *, epochs: AtLeast1 = 50, batch_size: AtLeast2 = 64,
          lr: _Rate = 0.025, lr_min: _Decay = 0.001, arch_lr: _Rate = 3e-4,
          arch_weight_decay: _Decay = 1e-3, tau_max: _Rate = 10.0, tau_min: _Rate = 0.1,
          collapse_share: _Share = 0.5, on_collapse: Literal["report", "stop"] = "report",
-         device: str = "cpu") -> Strategy:
+         device: str = "cpu",
+         dataset: str | None = None, data_dir: str | None = None) -> Strategy:
     """GDAS (Dong & Yang 2019): one Gumbel-softmax sampled operation per choice and step,
     temperature from ``tau_max`` down to ``tau_min``."""
     return _one_shot(setting, "gdas", dict(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, arch_lr=arch_lr,
         arch_weight_decay=arch_weight_decay, tau_max=tau_max, tau_min=tau_min,
-        collapse_share=collapse_share, on_collapse=on_collapse, device=device))
+        collapse_share=collapse_share, on_collapse=on_collapse, device=device), dataset, data_dir)
 
 
 @register("pc_darts", objectives="one", test_options={**_ONE_SHOT_TEST, "partial_channels": 2},
@@ -88,15 +105,15 @@ def pc_darts(setting: Setting, *, partial_channels: AtLeast2 = 4, epochs: AtLeas
              batch_size: AtLeast2 = 64, lr: _Rate = 0.025, lr_min: _Decay = 0.001,
              arch_lr: _Rate = 6e-4, arch_weight_decay: _Decay = 1e-3,
              warmup_epochs: NonNegative = 0, collapse_share: _Share = 0.5,
-             on_collapse: Literal["report", "stop"] = "report", device: str = "cpu"
-             ) -> Strategy:
+             on_collapse: Literal["report", "stop"] = "report", device: str = "cpu",
+             dataset: str | None = None, data_dir: str | None = None) -> Strategy:
     """PC-DARTS (Xu et al. 2020): DARTS on 1/``partial_channels`` of each edge's channels
     (PC-DARTS warms up the weights before α for 15 of 50 epochs: ``warmup_epochs``)."""
     return _one_shot(setting, "pc_darts", dict(
         partial_channels=partial_channels, epochs=epochs, batch_size=batch_size, lr=lr,
         lr_min=lr_min, arch_lr=arch_lr, arch_weight_decay=arch_weight_decay,
         warmup_epochs=warmup_epochs, collapse_share=collapse_share, on_collapse=on_collapse,
-        device=device))
+        device=device), dataset, data_dir)
 
 
 @register("beta_darts", objectives="one", test_options=_ONE_SHOT_TEST, supernet=True)
@@ -104,11 +121,11 @@ def beta_darts(setting: Setting, *, beta_lambda: _Decay = 0.5, epochs: AtLeast1 
                batch_size: AtLeast2 = 64, lr: _Rate = 0.025, lr_min: _Decay = 0.001,
                arch_lr: _Rate = 3e-4, arch_weight_decay: _Decay = 1e-3,
                collapse_share: _Share = 0.5,
-               on_collapse: Literal["report", "stop"] = "report", device: str = "cpu"
-               ) -> Strategy:
+               on_collapse: Literal["report", "stop"] = "report", device: str = "cpu",
+               dataset: str | None = None, data_dir: str | None = None) -> Strategy:
     """β-DARTS (Ye et al. 2022): DARTS with the Beta-Decay regulariser on α (weight rising to
     ``beta_lambda``), the remedy for DARTS' collapse into skip connections."""
     return _one_shot(setting, "beta_darts", dict(
         beta_lambda=beta_lambda, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min,
         arch_lr=arch_lr, arch_weight_decay=arch_weight_decay, collapse_share=collapse_share,
-        on_collapse=on_collapse, device=device))
+        on_collapse=on_collapse, device=device), dataset, data_dir)

@@ -62,6 +62,9 @@ def test_a_resumed_study_does_not_search_again_and_samples_the_learned_distribut
     ({"space": {"name": "chain"}, "strategy": {"name": "darts"}}, "has no supernet"),
     ({"space": SPACE, "strategy": {"name": "gdas", "tau_max": 0}}, "tau_max"),
     ({"space": SPACE, "strategy": {"name": "darts", "order": 3}}, "order"),
+    ({"space": SPACE, "strategy": {"name": "darts", "dataset": "mnist99"}},
+     "dataset: unknown dataset 'mnist99'; known: "),
+    ({"space": SPACE, "strategy": {"name": "gdas", "device": "cuda:7"}}, "device: "),
     ({"space": SPACE, "strategy": {"name": "darts"}, "study": {"directions": ["minimize"]}},
      "must maximize one value"),
 ])
