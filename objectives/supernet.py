@@ -50,10 +50,12 @@ from nas_hpo.training import (
     AUGMENT,
     OPTIMIZERS,
     SCHEDULES,
+    SupernetPath,
     TrainingOptions,
     avg_pools_as_convs,
     avoid_strided_pointwise_convs,
     evaluate,
+    recalibrate_batch_norms,
     resolve_device,
 )
 
@@ -300,9 +302,9 @@ class Supernet(TrainingOptions, Objective):
         if setting not in trained.calibration:
             trained.calibration[setting] = self._calibration_batches(device, memory_format)
         batches = trained.calibration[setting]
-        path = _Path(model, dict(config))
+        path = SupernetPath(model, dict(config))
         if batches:
-            _recalibrate(path, batches)
+            recalibrate_batch_norms(path, batches)
         else:  # the statistics training left, not those of the last path recalibrated
             model.load_state_dict(trained.bn_state, strict=False)
         val_acc, val_loss = evaluate(path, prepare(splits.x_val), splits.y_val.to(device))
@@ -316,36 +318,3 @@ class Supernet(TrainingOptions, Objective):
             "supernet": {**info, "bn_batches": len(batches)},
             "supernet_loss_curve": trained.info.get("loss_curve", []),
         })
-
-
-class _Path(nn.Module):
-    """The supernet restricted to one configuration: ``path(x) = supernet(x, config)``."""
-
-    def __init__(self, supernet: nn.Module, config: dict[str, Any]) -> None:
-        super().__init__()
-        self.supernet = supernet
-        self.config = config
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.supernet(x, self.config)
-
-
-@torch.no_grad()
-def _recalibrate(path: _Path, batches: list[torch.Tensor]) -> None:
-    """Recompute the BN statistics the path uses as plain averages over ``batches`` (SPOS's
-    recalibration)."""
-    norms = [m for m in path.supernet.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:  # e.g. a transformer's LayerNorms keep no statistics
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the batches
-    path.train()
-    try:
-        for xb in batches:
-            path(xb)
-    finally:
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
-        path.eval()

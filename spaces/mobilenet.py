@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from nas_hpo._options import AtLeast1, Positive
-from nas_hpo.oneshot import is_relaxed, mixed, weight_of
+from nas_hpo.oneshot import is_relaxed, is_zero, mixed, weight_of
 from nas_hpo.space import Categorical, Condition, Constant, GreaterThan, Hyperparameter, SearchSpace
 from nas_hpo.spaces import register
 
@@ -236,8 +236,7 @@ class MobileNetSupernet(nn.Module):
         x = self.stem(x)
         for s, stage in enumerate(self.stages, start=1):
             shares = [weight_of(config, f"stage{s}_depth", d) for d in range(1, len(stage) + 1)]
-            deepest = max(d for d, w in enumerate(shares, start=1)
-                          if float(w.detach() if isinstance(w, torch.Tensor) else w) != 0)
+            deepest = max(d for d, w in enumerate(shares, start=1) if not is_zero(w))
             out: Any = sum(shares[deepest:], 0.0)  # zero weights, kept for their gradient
             for b in range(1, deepest + 1):
                 ops = {(k, e): stage[b - 1][choice_name(k, e)] for k in KERNELS for e in EXPANDS}

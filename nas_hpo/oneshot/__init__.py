@@ -5,9 +5,10 @@ order, GDAS, PC-DARTS, β-DARTS)."""
 
 from __future__ import annotations
 
-from nas_hpo.oneshot._relax import Relaxed, is_relaxed, mixed, weight_of
+from nas_hpo.oneshot._relax import Relaxed, is_relaxed, is_zero, mixed, weight_of
 
-__all__ = ["METHODS", "Epoch", "OneShotSearch", "Relaxed", "is_relaxed", "mixed", "weight_of"]
+__all__ = ["METHODS", "Epoch", "OneShotSearch", "Relaxed", "is_relaxed", "is_zero", "mixed",
+           "weight_of"]
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]

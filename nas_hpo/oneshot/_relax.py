@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-__all__ = ["Relaxed", "is_relaxed", "mixed", "weight_of"]
+__all__ = ["Relaxed", "is_relaxed", "is_zero", "mixed", "weight_of"]
 
 Op = Callable[[torch.Tensor], torch.Tensor] | None
 
@@ -68,7 +68,9 @@ def weight_of(config: Mapping[str, Any], name: str, values: Any) -> torch.Tensor
     return sum((w[index.index(v)] for v in many), torch.zeros((), device=w.device))
 
 
-def _is_zero(w: Any) -> bool:
+def is_zero(w: Any) -> bool:
+    """Whether a weight (a tensor or a plain number) is exactly zero: a choice a hard sample
+    did not draw, which a supernet need not compute (its weight still carries a gradient)."""
     return float(w.detach() if isinstance(w, torch.Tensor) else w) == 0.0
 
 
@@ -108,7 +110,7 @@ def mixed(config: Mapping[str, Any], name: str | tuple[str, ...], ops: Mapping[A
             w = w * weight_of(config, n, v)
         if op is None:
             continue  # w · 0: nothing to add, and no gradient for w
-        if _is_zero(w):
+        if is_zero(w):
             carried = carried + w  # GDAS: not run, the weight keeps its gradient
             continue
         y = w * op(xa)

@@ -55,6 +55,7 @@ from torch.func import functional_call
 
 from nas_hpo.oneshot._relax import Relaxed
 from nas_hpo.space import Categorical, SearchSpace
+from nas_hpo.training import SupernetPath, evaluate, recalibrate_batch_norms
 
 METHODS = ("darts", "gdas", "pc_darts", "beta_darts")
 
@@ -364,29 +365,12 @@ def path_accuracy(model: nn.Module, config: Mapping[str, Any], x_calib: torch.Te
                   x_val: torch.Tensor, y_val: torch.Tensor, bn_batches: int,
                   batch_size: int) -> float:
     """The validation accuracy of one path of the supernet, its batch norms' statistics
-    recomputed on ``bn_batches`` training batches (then restored)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.momentum) for m in norms
-             if m.running_mean is not None]
-    try:
-        if bn_batches and saved:
-            for m in norms:
-                m.reset_running_stats()
-                m.momentum = None
-            model.train()
-            for b in range(bn_batches):
-                xb = x_calib[b * batch_size: (b + 1) * batch_size]
-                if len(xb) < 2:
-                    break
-                model(xb.to(x_val.device), config)
-        model.eval()
-        correct = 0
-        for i in range(0, len(x_val), 512):
-            pred = model(x_val[i: i + 512], config).argmax(1)
-            correct += int((pred == y_val[i: i + 512]).sum())
-        return correct / max(len(x_val), 1)
-    finally:
-        for m, (mean, var, momentum) in zip(norms, saved, strict=False):
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.momentum = momentum
+    recomputed on the first ``bn_batches`` batches of ``x_calib`` (SPOS's recalibration, as
+    the ``supernet`` objective scores a path)."""
+    path = SupernetPath(model, config)
+    batches = [x_calib[b * batch_size: (b + 1) * batch_size].to(x_val.device)
+               for b in range(bn_batches)]
+    batches = [xb for xb in batches if len(xb) >= 2]
+    if batches:  # else the statistics training left
+        recalibrate_batch_norms(path, batches)
+    return evaluate(path, x_val, y_val)[0]

@@ -210,10 +210,9 @@ class ReinforceSampler(DecidedSampler):
             init_seed = self.seed
             study._storage.set_study_system_attr(study._study_id, _SEED, init_seed)
         numbers = [t.number for t in done]
-        if init_seed != self.init_seed or numbers[: len(self.learned)] != self.learned or (
-                self.learned and numbers[len(self.learned):]
-                and min(numbers[len(self.learned):]) < self.learned[-1]):
-            # another study's policy, or a trial finished out of order: replay from the start
+        if init_seed != self.init_seed or numbers[: len(self.learned)] != self.learned:
+            # another study's policy, or a trial finished out of order (it sorts before one
+            # already learned from): replay from the start
             self._reset(init_seed)
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
         with torch.random.fork_rng(devices=[]):

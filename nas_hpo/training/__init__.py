@@ -11,6 +11,7 @@ from nas_hpo.training._cpu import (
     pytorch_avg_pools,
 )
 from nas_hpo.training._options import TrainingOptions, check_device
+from nas_hpo.training._paths import SupernetPath, recalibrate_batch_norms
 from nas_hpo.training._recipe import (
     AUGMENT,
     OPTIMIZERS,
@@ -28,6 +29,7 @@ __all__ = [
     "OPTIMIZERS",
     "PRECISIONS",
     "SCHEDULES",
+    "SupernetPath",
     "TrainingOptions",
     "autocast_dtype",
     "avg_pools_as_convs",
@@ -35,6 +37,7 @@ __all__ = [
     "check_device",
     "evaluate",
     "pytorch_avg_pools",
+    "recalibrate_batch_norms",
     "resolve_device",
     "subset",
 ]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_hpo.oneshot import Relaxed, mixed, weight_of
+from nas_hpo.oneshot import Relaxed, is_zero, mixed, weight_of
 from nas_hpo.spaces.darts._genotype import (
     CONCAT,
     IMAGENET_STEM_FROM,
@@ -275,7 +275,7 @@ class SuperCell(nn.Module):
                 share = 1.0 if node == 2 else weight_of(
                     config, inputs_param(cell, node),
                     [p for p in input_pairs(node) if str(source) in p.split("_")])
-                if not isinstance(share, float) and float(share.detach()) == 0.0:
+                if is_zero(share):
                     total = total + share  # GDAS: an input not drawn is not computed
                     continue
                 e = edge_index(node, source)
