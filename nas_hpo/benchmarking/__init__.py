@@ -20,8 +20,8 @@ from nas_hpo.benchmarking._results import Run, load_runs, write
 from nas_hpo.benchmarking._runner import missing_runs, open_bench_storage, run_bench
 from nas_hpo.benchmarking._spec import BenchSpec, load_bench
 
-__all__ = ["BenchSpec", "Run", "bench", "load_bench", "missing_runs", "optimum_of", "results",
-           "run_bench"]
+__all__ = ["BenchSpec", "Run", "bench", "load_bench", "load_runs", "missing_runs",
+           "open_bench_storage", "optimum_of", "results", "run_bench"]
 
 
 def table_best(spec: BenchSpec, maximize: bool) -> tuple[float, float | None] | None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import optuna
 
 from nas_hpo._objective import DataSource
-from nas_hpo._options import AtLeast1, AtLeast2, NonNegative, Positive, Probability
+from nas_hpo._options import AtLeast1, AtLeast2, NonNegative, Probability
 from nas_hpo._registry import Registry
 from nas_hpo.space import SearchSpace
 from nas_hpo.strategies._extrapolation import ExtrapolationPruner
@@ -402,48 +402,6 @@ def bananas(
     return Strategy("bananas", sampler, optuna.pruners.NopPruner())
 
 
-@register("smac", objectives="one", test_options={"n_initial": 2})
-def smac(setting: Setting, *, n_initial: AtLeast1 = 10) -> Strategy:
-    """SMAC3's random-forest BO (HPO facade) on the space's ConfigSpace, ask/tell (see
-    ``_smac``); ``n_initial`` Sobol configurations before the model takes over."""
-    from nas_hpo.strategies._smac import SmacSampler
-
-    if len(setting.directions) != 1:
-        raise ValueError(f"smac optimizes one objective; the study has {len(setting.directions)}")
-    return Strategy("smac", SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial),
-                    optuna.pruners.NopPruner())
-
-
-@register("smac_hyperband", objectives="one", fidelity=True,
-          test_options={"n_initial": 2, "max_budget": 3})
-def smac_hyperband(
-    setting: Setting,
-    *,
-    fidelity: str = "epochs",
-    min_budget: Positive = 1,
-    max_budget: Positive = 9,
-    eta: AtLeast2 = 3,
-    n_initial: AtLeast1 = 10,
-) -> Strategy:
-    """SMAC3's multi-fidelity facade (Hyperband intensifier + random forest, BOHB-like); each
-    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``."""
-    from nas_hpo.strategies._smac import SmacSampler
-
-    if len(setting.directions) != 1:
-        raise ValueError(
-            f"smac_hyperband optimizes one objective; the study has {len(setting.directions)}"
-        )
-    if fidelity not in setting.fidelities:
-        has = ", ".join(setting.fidelities) or "none"
-        raise ValueError(
-            f"smac_hyperband needs an objective with the fidelity {fidelity!r}; the objective's "
-            f"fidelities: {has}"
-        )
-    sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial,
-                          fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
-                          eta=eta)
-    return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner(), multi_fidelity=True)
-
-
-# Registered by importing: the policy-gradient and differentiable one-shot strategies.
-from nas_hpo.strategies import _learned  # noqa: E402,F401
+# Registered by importing: SMAC3's strategies (``_smac``), the policy-gradient and the
+# differentiable one-shot strategies (``_learned``).
+from nas_hpo.strategies import _learned, _smac  # noqa: E402,F401

@@ -187,3 +187,36 @@ def test_only_some_strategies_of_a_file(table, tmp_path):
     assert list(spec.strategies) == ["re"]
     with pytest.raises(SpecError, match="no strategy 'tpe' in \\[strategies\\]; it has: random, re"):
         benchmarking.load_bench(_bench(table, tmp_path), only=["tpe"])
+
+
+def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spreads(
+        table, tmp_path):
+    """``benchmarks/bench_margins.py``: the finals it reads are each run's best trial (its value
+    and its test accuracy), and its margins and spread ratios equal a hand computation."""
+    import importlib.util
+    import pathlib
+
+    from scipy.stats import levene, mannwhitneyu
+
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_margins.py"
+    loaded = importlib.util.spec_from_file_location("bench_margins", path)
+    margins = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(margins)
+    spec = _bench(table, tmp_path, seeds=4)
+    spec["budget"] = {"n_trials": 12}
+    nas_hpo.bench(spec)
+    data, seeds = margins.finals(spec, None)
+    assert seeds == 4 and list(data) == ["random", "re"]
+    storage = f"sqlite:///{tmp_path / 'out' / 'bench.db'}"
+    for label in ("random", "re"):
+        best = [optuna.load_study(study_name=f"bench/t/{label}/{s}", storage=storage).best_trial
+                for s in range(4)]
+        assert list(data[label]["value"]) == [t.value for t in best]
+        assert list(data[label]["report"]) == [t.user_attrs["test_accuracy"] for t in best]
+    ours, base = data["re"]["value"], data["random"]["value"]
+    row = margins.margins(data, "random")[3].split(" | ")
+    assert row[0] == "| re" and row[2] == f"{(ours.mean() - base.mean()) / base.std(ddof=1):+.2f}"
+    assert row[3] == f"{mannwhitneyu(ours, base, alternative='greater').pvalue:.3f}"
+    spread = margins.spreads(data, "re")[2].split(" | ")
+    assert spread[1] == f"{ours.std(ddof=1) / base.std(ddof=1):.2f}"
+    assert spread[2] == f"{levene(ours, base, center='median').pvalue:.3f}"

@@ -223,6 +223,17 @@ def test_smac_is_told_every_result_and_replays_a_resumed_study(storage):
     assert len(resumed.sampler._smac.runhistory) >= 16  # 14 replayed + 2 new
 
 
+def test_smacs_black_box_facade_models_a_conditional_space_with_a_gaussian_process():
+    from smac.model.gaussian_process import AbstractGaussianProcess
+
+    study = nas_hpo.run({"strategy": {"name": "smac", "facade": "blackbox", "n_initial": 4}},
+                        space=space(), objective=score, n_trials=12, storage=":memory:")
+    assert isinstance(study.sampler._smac._model, AbstractGaussianProcess)
+    assert len(study.sampler._smac.runhistory) == 12
+    for t in study.trials:
+        space().validate(t.params)  # inactive layers left out, nothing forbidden
+
+
 def test_smac_output_folder_lives_as_long_as_its_sampler():
     import gc
     import pathlib
