@@ -328,6 +328,7 @@ def execute(plan: Plan) -> optuna.Study:
     started = _connect(spec)
     searcher: _StudySearcher | None = None
     life: Lifecycle | None = None
+    lost = 0  # trials the dead driver of a restored sweep proposed and Ray cannot resume
     try:
         _check_resources(spec)
         # The workers need no storage: the spec they get has none (no password in Ray's files).
@@ -385,7 +386,8 @@ def execute(plan: Plan) -> optuna.Study:
         if restoring:
             # Trials the interrupted driver asked for after Tune's last checkpoint are unknown
             # to the restored sweep; they are failed with a reason rather than left RUNNING.
-            recover_stale(study, describer(plan))
+            lost = len(recover_stale(study, describer(plan)))
+            lost += sum(live.budget.excused for live in _OPENED)
     finally:
         if life is not None:
             life.close()
@@ -398,4 +400,10 @@ def execute(plan: Plan) -> optuna.Study:
         if searcher.error is not None:
             raise searcher.error
         searcher.life().budget.raise_if_aborted()
+    if lost and counted(study) < spec.n_trials + lost:
+        # The restored sweep runs no trials in place of the lost ones when its searcher had
+        # already told Tune it was finished (Tune keeps that in its checkpoint): a sweep of
+        # this run's own does, so the study still gets its n_trials.
+        more = dataclasses.replace(spec, n_trials=spec.n_trials + lost)
+        return execute(dataclasses.replace(plan, spec=more))
     return optuna.load_study(study_name=spec.study_name, storage=study._storage)
