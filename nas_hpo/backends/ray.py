@@ -388,6 +388,8 @@ def execute(plan: Plan) -> optuna.Study:
             # to the restored sweep; they are failed with a reason rather than left RUNNING.
             lost = len(recover_stale(study, describer(plan)))
             lost += sum(live.budget.excused for live in _OPENED)
+            if any(live.budget.stop_reason() is not None for live in _OPENED):
+                lost = 0  # the sweep ended on time, cost or epochs: nothing to make up for
     finally:
         if life is not None:
             life.close()
