@@ -22,7 +22,13 @@ import math
 import numpy as np
 from scipy.stats import levene, mannwhitneyu
 
-from nas_hpo.benchmarking import load_bench, load_runs, open_bench_storage
+from nas_hpo.benchmarking import (
+    at_evaluations,
+    load_bench,
+    load_runs,
+    open_bench_storage,
+    searched_at,
+)
 
 
 def finals(path: str, storage: str | None) -> tuple[dict[str, dict[str, np.ndarray]], int]:
@@ -34,10 +40,9 @@ def finals(path: str, storage: str | None) -> tuple[dict[str, dict[str, np.ndarr
     n = int(spec.template.get("budget", {}).get("n_trials", 10**9))
     out: dict[str, dict[str, list[float]]] = {}
     for run in sorted(runs, key=lambda r: (r.label, r.seed)):
-        k = min(n, len(run.reports)) - 1
         got = out.setdefault(run.label, {"value": [], "report": []})
-        got["value"].append(float(run.values[k]) if run.values is not None else math.nan)
-        got["report"].append(float(run.reports[k]))
+        got["value"].append(searched_at(run, n))
+        got["report"].append(at_evaluations(run, n))
     order = list(spec.strategies)
     return ({label: {m: np.asarray(v) for m, v in out[label].items()}
              for label in order if label in out}, len(spec.seeds))

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nas_hpo.benchmarking._results import Run, load_runs, write
+from nas_hpo.benchmarking._results import Run, at_evaluations, load_runs, searched_at, write
 from nas_hpo.benchmarking._runner import missing_runs, open_bench_storage, run_bench
 from nas_hpo.benchmarking._spec import BenchSpec, load_bench
 
-__all__ = ["BenchSpec", "Run", "bench", "load_bench", "load_runs", "missing_runs",
-           "open_bench_storage", "optimum_of", "results", "run_bench"]
+__all__ = ["BenchSpec", "Run", "at_evaluations", "bench", "load_bench", "load_runs",
+           "missing_runs", "open_bench_storage", "optimum_of", "results", "run_bench",
+           "searched_at"]
 
 
 def table_best(spec: BenchSpec, maximize: bool) -> tuple[float, float | None] | None:

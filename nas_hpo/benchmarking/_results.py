@@ -25,7 +25,8 @@ from nas_hpo.benchmarking._runner import COMPLETE_ATTR
 from nas_hpo.benchmarking._spec import BenchSpec
 from nas_hpo.space import FORBIDDEN_ATTR
 
-__all__ = ["FRACTIONS", "Run", "anytime", "load_runs", "mean_interval", "summary", "write"]
+__all__ = ["FRACTIONS", "Run", "anytime", "at_evaluations", "load_runs", "mean_interval",
+           "searched_at", "summary", "write"]
 
 FRACTIONS = (0.10, 0.25, 0.50, 1.00)
 _FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
@@ -93,6 +94,14 @@ def at_evaluations(run: Run, n: int) -> float:
     if len(run.reports) == 0:
         return math.nan
     return float(run.reports[min(n, len(run.reports)) - 1])
+
+
+def searched_at(run: Run, n: int) -> float:
+    """The incumbent's own value after ``n`` evaluations (the last one if the run had fewer;
+    NaN where the run carries no values)."""
+    if run.values is None or len(run.values) == 0:
+        return math.nan
+    return float(run.values[min(n, len(run.values)) - 1])
 
 
 def at_time(run: Run, t: float) -> float:
@@ -178,8 +187,7 @@ def summary(spec: BenchSpec, runs: list[Run], maximize: bool, optimum: float | N
             row["regret"], row["regret_std"] = _mean_std((optimum - final) if maximize
                                                          else (final - optimum))
         if mine and all(r.values is not None and len(r.values) for r in mine):
-            searched = np.array([float(r.values[min(n_trials, len(r.values)) - 1])  # type: ignore[index]
-                                 for r in mine])
+            searched = np.array([searched_at(r, n_trials) for r in mine])
             row["value"], row["value_std"] = _mean_std(searched)
             if best_value is not None:
                 row["found"] = float(np.mean(np.isclose(searched, best_value, rtol=0,
