@@ -15,11 +15,16 @@ model, BOHB-like) runs instead: each (config, budget) SMAC asks for is one Optun
 budget handed to the objective as ``Context.fidelity`` (e.g. ``{"epochs": 3}``) through the
 trial's system attribute ``nas_hpo:fidelity`` and stored with it.
 
+The random forest of both is SMAC's with its categorical choices one-hot encoded
+(``forest = "onehot"``, ``_smac_forest``): SMAC 2.x's scikit-learn trees split a choice's index
+at a threshold, as if the choices were ordered. ``forest = "smac"`` keeps SMAC's own.
+
 ``facade = "blackbox"`` runs SMAC's ``BlackBoxFacade`` instead of the HPO facade: a Gaussian
 process (Matérn kernel on numbers, Hamming kernel on categorical choices) with expected
 improvement, which SMAC recommends for low-dimensional spaces and few evaluations. On
 NB201-digits (six categorical choices, 100 evaluations) it is what makes SMAC beat random
-search; the random forest does not (benchmarks/README.md).
+search by more than its seed spread; the random forest, one-hot or not, does not
+(benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -83,9 +88,12 @@ class SmacSampler(BaseSampler):
         max_budget: float = 10,
         eta: int = 3,
         facade: str = "hpo",
+        forest: str = "onehot",
     ) -> None:
         if facade not in ("hpo", "blackbox"):
             raise ValueError(f"facade must be 'hpo' or 'blackbox', got {facade!r}")
+        if forest not in ("onehot", "smac"):
+            raise ValueError(f"forest must be 'onehot' or 'smac', got {forest!r}")
         if facade == "blackbox" and fidelity is not None:
             raise ValueError("the black-box facade has no fidelities; use the HPO facade")
         if n_initial < 1:
@@ -102,6 +110,7 @@ class SmacSampler(BaseSampler):
         )
         self.space = space
         self.facade = facade
+        self.forest = forest
         self.seed = seed
         self.n_initial = n_initial
         self._smac: Any = None
@@ -137,6 +146,15 @@ class SmacSampler(BaseSampler):
         )
         facade = MF if self.fidelity else BB if self.facade == "blackbox" else HPO
         extra = {"intensifier": MF.get_intensifier(scenario, eta=self.eta)} if self.fidelity else {}
+        if facade is not BB and self.forest == "onehot":
+            from nas_hpo.strategies._smac_forest import OneHotRandomForest
+
+            # SMAC's HPO-facade forest (HyperparameterOptimizationFacade.get_model's
+            # settings) on one-hot categorical columns instead of choice indices.
+            extra["model"] = OneHotRandomForest(
+                scenario.configspace, log_y=True, n_trees=10, bootstrapping=True,
+                ratio_features=1.0, min_samples_split=2, min_samples_leaf=1, max_depth=2**20,
+                instance_features=scenario.instance_features, seed=scenario.seed)
         maximizer = facade.get_acquisition_maximizer(scenario)
         _order_start_points(getattr(maximizer, "_local_search", None))
         self._smac = facade(
@@ -246,12 +264,16 @@ class SmacSampler(BaseSampler):
 
 @register("smac", objectives="one", test_options={"n_initial": 2})
 def smac(setting: Setting, *, n_initial: AtLeast1 = 10,
-         facade: Literal["hpo", "blackbox"] = "hpo") -> Strategy:
+         facade: Literal["hpo", "blackbox"] = "hpo",
+         forest: Literal["onehot", "smac"] = "onehot") -> Strategy:
     """SMAC3's BO on the space's ConfigSpace, ask/tell (see ``_smac``): ``facade = "hpo"``
     (random forest, SMAC's default for categorical and conditional spaces) or ``"blackbox"``
-    (Gaussian process); ``n_initial`` Sobol configurations before the model takes over."""
+    (Gaussian process); ``n_initial`` Sobol configurations before the model takes over.
+    ``forest = "onehot"`` fits the forest to one-hot categorical choices (``_smac_forest``),
+    ``"smac"`` SMAC's own forest on choice indices."""
     _one_direction("smac", setting)
-    sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial, facade=facade)
+    sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial, facade=facade,
+                          forest=forest)
     return Strategy("smac", sampler, optuna.pruners.NopPruner())
 
 
@@ -265,9 +287,11 @@ def smac_hyperband(
     max_budget: Positive = 9,
     eta: AtLeast2 = 3,
     n_initial: AtLeast1 = 10,
+    forest: Literal["onehot", "smac"] = "onehot",
 ) -> Strategy:
     """SMAC3's multi-fidelity facade (Hyperband intensifier + random forest, BOHB-like); each
-    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``."""
+    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``; ``forest`` as
+    for ``smac``."""
     _one_direction("smac_hyperband", setting)
     if fidelity not in setting.fidelities:
         has = ", ".join(setting.fidelities) or "none"
@@ -277,5 +301,5 @@ def smac_hyperband(
         )
     sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial,
                           fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
-                          eta=eta)
+                          eta=eta, forest=forest)
     return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner(), multi_fidelity=True)
