@@ -26,6 +26,7 @@ asks for it.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,10 @@ def load_bench(raw: dict[str, Any] | str | Path, *, only: list[str] | None = Non
     ``[bench]`` keys (``seeds``, ``processes``, ``output``, ...); ``only``: run and report
     these strategy labels of the file only."""
     if isinstance(raw, (str, Path)):
-        import tomllib
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10 (requires-python), tomli is a dependency there
+            import tomli as tomllib
 
         path = Path(raw)
         source = str(path)

@@ -220,3 +220,43 @@ def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spr
     spread = margins.spreads(data, "re")[2].split(" | ")
     assert spread[1] == f"{ours.std(ddof=1) / base.std(ddof=1):.2f}"
     assert spread[2] == f"{levene(ours, base, center='median').pvalue:.3f}"
+
+
+def test_the_nats_bench_file_runs_on_a_csv_in_that_export_s_format(tmp_path):
+    """``studies/bench_nats_cifar10.toml`` on a file laid out as the nats-bench-landscape
+    export it names (one row per cell, test accuracies in percent, no validation column):
+    every cell answers its own row and the incumbent is the best trial."""
+    import pathlib
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10
+        import tomli as tomllib
+
+    rows = []
+    for k, ops in enumerate(itertools.product(OPS, repeat=len(EDGE_NAMES))):
+        arch = arch_str(dict(zip(EDGE_NAMES, ops, strict=True)))
+        c10 = 80 + 2 * sum(o == "nor_conv_3x3" for o in ops) + k / 1e5
+        rows.append({"CIFAR10TestAccuracy200Epochs": c10,
+                     "CIFAR100TestAccuracy200Epochs": c10 - 20,
+                     "ImageNetTestAccuracy200Epochs": c10 - 45,
+                     "ArchitectureString": arch, "UniqueString": f"u{k}"})
+    csv = tmp_path / "nats_bench.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    by_arch = {r["ArchitectureString"]: r["CIFAR10TestAccuracy200Epochs"] for r in rows}
+    path = pathlib.Path(__file__).parents[2] / "studies" / "bench_nats_cifar10.toml"
+    spec = tomllib.loads(path.read_text())
+    spec["objective"]["path"] = str(csv)
+    spec["bench"].update(output=str(tmp_path / "out"), seeds=1, processes=1)
+    spec["budget"]["n_trials"] = 15
+    spec["strategies"] = {k: spec["strategies"][k] for k in ("random", "re_10_3", "smac")}
+    nas_hpo.bench(spec)
+    storage = f"sqlite:///{tmp_path / 'out' / 'bench.db'}"
+    for label in ("random", "re_10_3", "smac"):
+        study = optuna.load_study(study_name=f"bench/nats_cifar10/{label}/0", storage=storage)
+        assert len(study.trials) == 15
+        for t in study.trials:
+            assert t.value == pytest.approx(by_arch[arch_str(t.params)])
+    table = (tmp_path / "out" / "nats_cifar10.md").read_text()
+    assert "| re_10_3 | 1 |" in table and "| smac | 1 |" in table
