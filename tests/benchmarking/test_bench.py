@@ -222,10 +222,10 @@ def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spr
     assert spread[2] == f"{levene(ours, base, center='median').pvalue:.3f}"
 
 
-def test_the_nats_bench_file_runs_on_a_csv_in_that_export_s_format(tmp_path):
-    """``studies/bench_nats_cifar10.toml`` on a file laid out as the nats-bench-landscape
-    export it names (one row per cell, test accuracies in percent, no validation column):
-    every cell answers its own row and the incumbent is the best trial."""
+def test_the_nats_bench_file_runs_on_the_two_exports_it_joins(tmp_path):
+    """``studies/bench_nats_cifar10.toml`` on files laid out as the two NATS-Bench CSV exports
+    it names (one row per cell, accuracies in percent), joined as its comment says: every trial
+    is its cell's validation row and records that cell's test accuracy."""
     import pathlib
     import sys
 
@@ -234,29 +234,35 @@ def test_the_nats_bench_file_runs_on_a_csv_in_that_export_s_format(tmp_path):
     else:  # Python 3.10
         import tomli as tomllib
 
-    rows = []
+    valid, test = [], []
     for k, ops in enumerate(itertools.product(OPS, repeat=len(EDGE_NAMES))):
         arch = arch_str(dict(zip(EDGE_NAMES, ops, strict=True)))
-        c10 = 80 + 2 * sum(o == "nor_conv_3x3" for o in ops) + k / 1e5
-        rows.append({"CIFAR10TestAccuracy200Epochs": c10,
-                     "CIFAR100TestAccuracy200Epochs": c10 - 20,
-                     "ImageNetTestAccuracy200Epochs": c10 - 45,
+        acc = 80 + 2 * sum(o == "nor_conv_3x3" for o in ops) + k / 1e5
+        valid.append({"arch_str": arch, "acc-cifar10": acc, "acc-cifar100": acc - 20,
+                      "acc-ImageNet": acc - 45, "flops-cifar10": 1.0, "flops-cifar100": 1.0,
+                      "flops-ImageNet": 1.0})
+        test.append({"CIFAR10TestAccuracy200Epochs": acc + 3,
+                     "CIFAR100TestAccuracy200Epochs": acc - 17,
+                     "ImageNetTestAccuracy200Epochs": acc - 42,
                      "ArchitectureString": arch, "UniqueString": f"u{k}"})
-    csv = tmp_path / "nats_bench.csv"
-    pd.DataFrame(rows).to_csv(csv, index=False)
-    by_arch = {r["ArchitectureString"]: r["CIFAR10TestAccuracy200Epochs"] for r in rows}
+    joined = pd.DataFrame(valid).merge(pd.DataFrame(test), left_on="arch_str",
+                                       right_on="ArchitectureString", validate="one_to_one")
+    joined.to_csv(tmp_path / "nats_cifar10.csv", index=False)
     path = pathlib.Path(__file__).parents[2] / "studies" / "bench_nats_cifar10.toml"
+    assert "left_on='arch_str', right_on='ArchitectureString'" in path.read_text()
     spec = tomllib.loads(path.read_text())
-    spec["objective"]["path"] = str(csv)
+    spec["objective"]["path"] = str(tmp_path / "nats_cifar10.csv")
     spec["bench"].update(output=str(tmp_path / "out"), seeds=1, processes=1)
     spec["budget"]["n_trials"] = 15
     spec["strategies"] = {k: spec["strategies"][k] for k in ("random", "re_10_3", "smac")}
     nas_hpo.bench(spec)
+    by_arch = {r["arch_str"]: r["acc-cifar10"] for r in valid}
     storage = f"sqlite:///{tmp_path / 'out' / 'bench.db'}"
     for label in ("random", "re_10_3", "smac"):
         study = optuna.load_study(study_name=f"bench/nats_cifar10/{label}/0", storage=storage)
         assert len(study.trials) == 15
         for t in study.trials:
             assert t.value == pytest.approx(by_arch[arch_str(t.params)])
+            assert t.user_attrs["CIFAR10TestAccuracy200Epochs"] == pytest.approx(t.value + 3)
     table = (tmp_path / "out" / "nats_cifar10.md").read_text()
     assert "| re_10_3 | 1 |" in table and "| smac | 1 |" in table
