@@ -26,12 +26,11 @@ asks for it.
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas_hpo.study import SpecError, load_spec, prepare
+from nas_hpo.study import SpecError, load_spec, prepare, read_toml
 
 __all__ = ["BenchSpec", "load_bench"]
 
@@ -79,20 +78,9 @@ def load_bench(raw: dict[str, Any] | str | Path, *, only: list[str] | None = Non
     ``[bench]`` keys (``seeds``, ``processes``, ``output``, ...); ``only``: run and report
     these strategy labels of the file only."""
     if isinstance(raw, (str, Path)):
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - Python 3.10 (requires-python), tomli is a dependency there
-            import tomli as tomllib
-
         path = Path(raw)
         source = str(path)
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise SpecError(f"{path}: no such benchmark file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise SpecError(f"{path}: not valid TOML: {e}") from None
+        raw = read_toml(path, "benchmark file")
     else:
         source = "<bench dict>"
     raw = copy.deepcopy(raw)

@@ -25,7 +25,7 @@ from nas_hpo.study._recovery import (
     worker_id,
 )
 from nas_hpo.study._seeds import FirstTrialSeeded, strategy_seed, trial_seed
-from nas_hpo.study._spec import DEFAULT_STORAGE, OVERRIDES, Named, StudySpec, load_spec
+from nas_hpo.study._spec import DEFAULT_STORAGE, OVERRIDES, Named, StudySpec, load_spec, read_toml
 from nas_hpo.study._storage import (
     MEMORY,
     StorageError,
@@ -83,6 +83,7 @@ __all__ = [
     "open_storage",
     "open_study",
     "prepare",
+    "read_toml",
     "process_gone",
     "recover_stale",
     "resolve_objective",

@@ -211,18 +211,20 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "study file") -> dict[str, Any]:
+    """The TOML file ``path`` (a study or benchmark file, ``what`` in messages) as a dict; a
+    missing, unreadable or malformed file is a ``SpecError`` naming it."""
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such study file") from None
+        raise SpecError(f"{path}: no such {what}") from None
     except IsADirectoryError:
-        raise SpecError(f"{path}: a folder, not a study file") from None
+        raise SpecError(f"{path}: a folder, not a {what}") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{path}: cannot read the study file: {e}") from None
+        raise SpecError(f"{path}: cannot read the {what}: {e}") from None
 
 
 def _take(values: dict[str, Any], body: dict[str, Any], keys: Mapping[str, _Key],
@@ -249,7 +251,7 @@ def _raw(spec: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[str, 
     if not isinstance(spec, (str, os.PathLike)):
         raise SpecError(f"a study is a study file's path or a dict of sections, got "
                         f"{type(spec).__name__}")
-    return str(spec), _read(Path(spec))
+    return str(spec), read_toml(Path(spec))
 
 
 def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,

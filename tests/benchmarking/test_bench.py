@@ -227,12 +227,8 @@ def test_the_nats_bench_file_runs_on_the_two_exports_it_joins(tmp_path):
     it names (one row per cell, accuracies in percent), joined as its comment says: every trial
     is its cell's validation row and records that cell's test accuracy."""
     import pathlib
-    import sys
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # Python 3.10
-        import tomli as tomllib
+    from nas_hpo.study import read_toml
 
     valid, test = [], []
     for k, ops in enumerate(itertools.product(OPS, repeat=len(EDGE_NAMES))):
@@ -250,7 +246,7 @@ def test_the_nats_bench_file_runs_on_the_two_exports_it_joins(tmp_path):
     joined.to_csv(tmp_path / "nats_cifar10.csv", index=False)
     path = pathlib.Path(__file__).parents[2] / "studies" / "bench_nats_cifar10.toml"
     assert "left_on='arch_str', right_on='ArchitectureString'" in path.read_text()
-    spec = tomllib.loads(path.read_text())
+    spec = read_toml(path)
     spec["objective"]["path"] = str(tmp_path / "nats_cifar10.csv")
     spec["bench"].update(output=str(tmp_path / "out"), seeds=1, processes=1)
     spec["budget"]["n_trials"] = 15

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -8,11 +7,6 @@ import pytest
 
 import nas_hpo
 from nas_hpo import SpecError, load_spec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
 
 GOOD = """
 [study]
@@ -139,10 +133,10 @@ def test_every_study_file_of_the_repository_resolves(name, tmp_path, monkeypatch
     from nas_hpo import benchmarking
     from nas_hpo.objectives.tabular import shipped_table
     from nas_hpo.spaces.nb201 import EDGE_NAMES, OPS, arch_str
-    from nas_hpo.study import prepare
+    from nas_hpo.study import prepare, read_toml
 
     if name.startswith("bench_"):
-        raw = tomllib.loads((STUDIES / name).read_text())
+        raw = read_toml(STUDIES / name)
         objective = raw["objective"]
         table = objective.get("path", "")
         if not (shipped_table(table).is_file() or Path(table).is_file()):
