@@ -35,8 +35,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check nas_hpo spaces objectives tests benchmarks
 
 # Wheels of the packages nas-hpo imports that a bare PyTorch GPU image lacks (CPython 3.12,
-# x86-64), for benchmarks/gpu_checks.sh; the same versions as this checkout's .venv.
+# x86-64), for benchmarks/gpu_checks.sh; the same versions as this checkout's .venv; and
+# nas-hpo's own wheel, built from this checkout (its package layout maps spaces/ and
+# objectives/ into nas_hpo: it does not run from a bare checkout). Run again after a change.
 gpu-wheels: $(STAMP)
+	rm -f .whl/nas_hpo-*.whl
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w .whl .
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
 	  --implementation cp --platform manylinux2014_x86_64 -d .whl \
 	  "optuna==$$($(PY) -c 'import optuna; print(optuna.__version__)')" \

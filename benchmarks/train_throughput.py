@@ -11,9 +11,10 @@ with the same batch size twice in this process:
   optimizers on a GPU).
 
 It prints seconds per architecture, trained images per second, architectures per hour and the
-ratio nas-hpo / baseline, with the hardware. ``--workers N`` also runs N concurrent trials
+ratio nas-hpo / baseline, with the hardware. ``--workers N [M ...]`` also runs N concurrent trials
 (processes, each with its share of the CPU threads, or sharing one GPU) and reports the
-aggregate. 32×32 data is a synthetic CIFAR-shaped set (``random32``: random images, 10
+aggregate, with the GPU memory in use; ``--eager`` times the nas-hpo path on a GPU again
+without the CUDA graph (``cuda_graph = false``). 32×32 data is a synthetic CIFAR-shaped set (``random32``: random images, 10
 classes; the speed does not depend on the pixel values); ``--datasets cifar10`` trains on the
 real one (torchvision downloads it into the default data directory on first use).
 ``--precision bf16`` runs the nas-hpo path in bf16 autocast on the CPU too; ``--pytorch-pooling``
@@ -35,6 +36,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -144,33 +146,53 @@ def time_ours(space_name: str, dataset: str, configs: list[dict], device: torch.
     return times, seen
 
 
-def _worker(args: tuple) -> int:
-    space_name, dataset, configs, device, epochs, batch_size, threads, extra, until = args
+def _worker(args: tuple, ready: Any, results: Any) -> None:
+    """Trials for ``seconds`` once every worker has warmed up; puts how many ended inside the
+    window and the process's peak GPU memory reserved by PyTorch (GiB) on ``results``."""
+    space_name, dataset, configs, device, epochs, batch_size, threads, extra, seconds = args
     torch.set_num_threads(threads)
     space = spaces.get(space_name)
     objective = objectives.get("train", dataset=dataset, epochs=epochs, batch_size=batch_size,
                                device=device, augment="none", **extra)
+    objective(configs[0], space=space, ctx=Context(seed=0))  # warm-up, not counted
+    ready.wait(timeout=300)
+    until = time.perf_counter() + seconds
     done = 0
-    while time.perf_counter() < until:
+    while True:
         objective(configs[done % len(configs)], space=space, ctx=Context(seed=done))
+        if time.perf_counter() > until:  # (a trial that ends after the window is not counted)
+            break
         done += 1
-    return done
+    peak = torch.cuda.max_memory_reserved() / 2**30 if device.startswith("cuda") else 0.0
+    results.put((done, peak))
 
 
 def concurrent(space_name: str, dataset: str, configs: list[dict], device: torch.device,
-               epochs: int, batch_size: int, workers: int, seconds: float, extra: dict) -> float:
-    """Architectures per hour with ``workers`` concurrent trial processes."""
+               epochs: int, batch_size: int, workers: int, seconds: float, extra: dict
+               ) -> tuple[float, str]:
+    """Architectures per hour with ``workers`` concurrent trial processes, and their memory."""
     threads = max(1, (os.cpu_count() or 1) // workers) if device.type == "cpu" else 1
     data.load(dataset)
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers) as pool:
-        # Each process warms up (imports, first build) before the timed window opens.
-        start = time.perf_counter() + 5.0
-        until = start + seconds
-        jobs = [(space_name, dataset, configs, str(device), epochs, batch_size, threads, extra,
-                 until) for _ in range(workers)]
-        counts = pool.map(_worker, jobs)
-    return sum(counts) * 3600 / (time.perf_counter() - start)
+    # The window opens when every process has imported, built and trained once.
+    ready, results = ctx.Barrier(workers + 1), ctx.Queue()
+    job = (space_name, dataset, configs, str(device), epochs, batch_size, threads, extra, seconds)
+    procs = [ctx.Process(target=_worker, args=(job, ready, results)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    ready.wait(timeout=300)  # (a worker that died breaks the barrier: no hang)
+    used = ""
+    if device.type == "cuda":
+        time.sleep(seconds / 2)
+        free, total = torch.cuda.mem_get_info(device)
+        used = f"GPU memory in use mid-window {(total - free) / 2**30:.1f} of {total / 2**30:.0f} GiB"
+    counts = [results.get(timeout=seconds + 300) for _ in procs]
+    for proc in procs:
+        proc.join()
+    done = sum(n for n, _ in counts)
+    if device.type == "cuda":
+        used += f", PyTorch's peak per process {max(p for _, p in counts):.2f} GiB"
+    return done * 3600 / seconds, used
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,7 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--archs", type=int, default=3, help="architectures per measurement")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=0, help="also measure N concurrent trials")
+    p.add_argument("--workers", type=int, nargs="+", default=[],
+                   help="also measure N concurrent trials (several values: one run each)")
+    p.add_argument("--eager", action="store_true",
+                   help="on a GPU, also time the nas-hpo path with cuda_graph = false")
     p.add_argument("--seconds", type=float, default=60.0, help="window of the concurrent run")
     p.add_argument("--compile", action="store_true", help="torch.compile in the nas-hpo path")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -233,11 +258,19 @@ def main(argv: list[str] | None = None) -> None:
                 p_ = statistics.median(plain)
                 print(f"{'':14} {'':9} nas-hpo with PyTorch's pooling: {p_:.2f} s/arch; pooling "
                       f"as convolution {p_ / o:.2f}x faster")
-            if args.workers > 1:
-                per_hour = concurrent(space_name, dataset, configs, device, args.epochs,
-                                      args.batch_size, args.workers, args.seconds, extra)
-                print(f"{'':14} {'':9} {args.workers} concurrent trials: {per_hour:.0f} archs/h "
-                      f"= {per_hour / (3600 / b):.2f}x one tutorial-loop trial")
+            if args.eager and device.type == "cuda":
+                eager, _ = time_ours(space_name, dataset, configs, device, args.epochs,
+                                     args.batch_size, {**extra, "cuda_graph": False})
+                e = statistics.median(eager)
+                print(f"{'':14} {'':9} nas-hpo eager (cuda_graph = false): {e:.2f} s/arch, "
+                      f"{b / e:.2f}x the tutorial loop; the CUDA graph {e / o:.2f}x faster")
+            for workers in args.workers:
+                per_hour, memory = concurrent(space_name, dataset, configs, device,
+                                              args.epochs, args.batch_size, workers,
+                                              args.seconds, extra)
+                print(f"{'':14} {'':9} {workers} concurrent trials: {per_hour:.0f} archs/h "
+                      f"({per_hour / 3600:.2f}/s) = {per_hour / (3600 / b):.2f}x one "
+                      f"tutorial-loop trial; {memory}")
     if rows:
         ratios = [b / o for *_, b, o in rows]
         print(f"\nmedian ratio nas-hpo / tutorial loop: {statistics.median(ratios):.2f}x")

@@ -42,6 +42,7 @@ from nas_hpo.training import (
     PRECISIONS,
     SCHEDULES,
     TrainingOptions,
+    TrainStep,
     autocast_dtype,
     avg_pools_as_convs,
     avoid_strided_pointwise_convs,
@@ -68,6 +69,10 @@ class Train(TrainingOptions, Objective):
     precision: str = option("auto", choices=PRECISIONS)
     channels_last: bool | None = None
     compile: bool = False
+    #: On a CUDA device, capture the training step as a CUDA graph and replay it
+    #: (``nas_hpo.training.TrainStep``); false: launch it eagerly. Not used with ``compile``
+    #: or the ``onecycle`` schedule (it cycles the momentum, a constant in a captured step).
+    cuda_graph: bool = True
     diverge_loss: float | None = option(None, gt=0)
     #: Also score the test split after every epoch (``test_accuracy_curve``,
     #: ``test_loss_curve``): what a tabular benchmark's per-epoch rows hold. Off by default:
@@ -198,9 +203,16 @@ class Train(TrainingOptions, Objective):
             raise TrialFailure(
                 f"{len(x)} training image(s): too few for one batch of {min_batch}"
             )
-        opt = OPTIMIZERS[self.optimizer](model.parameters(), self, device.type == "cuda")
+        # The step as a CUDA graph needs a constant step apart from the learning rate:
+        # one-cycle also cycles the momentum, which the fused optimizers read as a constant.
+        graph = (self.cuda_graph and device.type == "cuda" and not self.compile
+                 and self.schedule != "onecycle")
+        opt = OPTIMIZERS[self.optimizer](model.parameters(), self, device.type == "cuda",
+                                         capturable=graph)
         sched = SCHEDULES[self.schedule](opt, self, self.epochs * steps_per_epoch)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+        step = TrainStep(step_model, opt, loss_fn, device=device, autocast=autocast,
+                         batch_size=self.batch_size, graph=graph)
         # Chance level is ln K; a mean loss far above it means the run diverged.
         diverge = self.diverge_loss or 10 * math.log(max(splits.num_classes, 2)) + 10
         curve: list[float] = []
@@ -218,8 +230,7 @@ class Train(TrainingOptions, Objective):
         for epoch in range(1, min(self.epochs, stop_after or self.epochs) + 1):
             model.train()
             perm = torch.randperm(len(x), generator=gen).to(device)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device)
+            step.reset()
             steps = 0
             epoch_start, epoch_seen = time.perf_counter(), seen
             for i in range(0, len(x), self.batch_size):
@@ -228,20 +239,12 @@ class Train(TrainingOptions, Objective):
                     continue
                 # (the crop's gather returns the default layout; a no-op otherwise)
                 xb = augment(x[idx], aug_gen).contiguous(memory_format=memory_format)
-                with torch.autocast(device.type, dtype=autocast or torch.float32,
-                                    enabled=autocast is not None):
-                    out = step_model(xb)
-                loss = loss_fn(out.float(), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                step(xb, y[idx])
                 sched.step()
-                loss_sum += loss.detach()
-                correct += (out.detach().argmax(1) == y[idx]).sum()
                 steps += 1
                 seen += len(idx)
             # One synchronization per epoch: the check that the run is still sane.
-            mean_loss = (loss_sum / steps).item()
+            mean_loss = (step.loss_sum / steps).item()
             if not math.isfinite(mean_loss):
                 raise TrialFailure(f"training loss became {mean_loss} in epoch {epoch}")
             if mean_loss > diverge:
@@ -252,7 +255,7 @@ class Train(TrainingOptions, Objective):
                 )
             train_losses.append(mean_loss)
             # (the accuracy on the augmented training batches as they were trained on)
-            train_accs.append(correct.item() / max(seen - epoch_seen, 1))
+            train_accs.append(step.correct.item() / max(seen - epoch_seen, 1))
             epoch_seconds.append(round(time.perf_counter() - epoch_start, 6))
             val_acc, val_loss = evaluate(model, x_val, y_val, autocast=autocast)
             if x_test is not None:
@@ -297,6 +300,7 @@ class Train(TrainingOptions, Objective):
                 "images_per_second": round(seen / train_time, 1) if train_time > 0 else None,
                 "device": str(device),
                 "channels_last": channels_last,
+                "cuda_graph": step.captured,
                 "precision": "bf16" if autocast is not None else "fp32",
             },
         )

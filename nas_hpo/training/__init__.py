@@ -1,6 +1,7 @@
 """Training helpers shared by the training objectives (``train``, ``learning_curve``,
 ``supernet``) and the zero-cost proxies: the recipe (optimizers, schedules, augmentation,
-precision, evaluation), the CPU rewrites of a network, and the common options."""
+precision, evaluation), the training step (eager or a CUDA graph), the CPU rewrites of a
+network, and the common options."""
 
 from __future__ import annotations
 
@@ -22,14 +23,17 @@ from nas_hpo.training._recipe import (
     resolve_device,
     subset,
 )
+from nas_hpo.training._step import GRAPH_WARMUP, TrainStep
 
 __all__ = [
     "AUGMENT",
+    "GRAPH_WARMUP",
     "MIN_POOL_PIXELS",
     "OPTIMIZERS",
     "PRECISIONS",
     "SCHEDULES",
     "SupernetPath",
+    "TrainStep",
     "TrainingOptions",
     "autocast_dtype",
     "avg_pools_as_convs",

@@ -18,7 +18,9 @@ __all__ = ["AUGMENT", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "autocast_dtype",
            "evaluate", "resolve_device", "subset"]
 
 
-def _sgd(params: Any, o: Any, fused: bool) -> torch.optim.Optimizer:
+def _sgd(params: Any, o: Any, fused: bool, capturable: bool = False) -> torch.optim.Optimizer:
+    # (SGD has no ``capturable`` option: its fused step is graph-safe as it is, given a
+    # learning rate that lives on the device when it is to change between replays)
     return torch.optim.SGD(
         params,
         lr=o.lr,
@@ -31,10 +33,13 @@ def _sgd(params: Any, o: Any, fused: bool) -> torch.optim.Optimizer:
     )
 
 
-def _adamw(params: Any, o: Any, fused: bool) -> torch.optim.Optimizer:
+def _adamw(params: Any, o: Any, fused: bool, capturable: bool = False) -> torch.optim.Optimizer:
+    # capturable: the step count and bias corrections stay on the device (a CUDA graph
+    # cannot read a host-side step count)
     return torch.optim.AdamW(
         params, lr=o.lr, weight_decay=o.weight_decay,
         **({"fused": True} if fused else {"foreach": True}),
+        **({"capturable": True} if capturable else {}),
     )
 
 
