@@ -42,9 +42,13 @@ gpu-wheels: $(STAMP)
 	rm -f .whl/nas_hpo-*.whl
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w .whl .
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-	  --implementation cp --platform manylinux2014_x86_64 -d .whl \
+	  --implementation cp --platform manylinux2014_x86_64 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d .whl \
 	  "optuna==$$($(PY) -c 'import optuna; print(optuna.__version__)')" \
-	  "colorlog==$$($(PY) -m pip show colorlog | sed -n 's/^Version: //p')"
+	  "colorlog==$$($(PY) -m pip show colorlog | sed -n 's/^Version: //p')" \
+	  "SQLAlchemy==$$($(PY) -m pip show SQLAlchemy | sed -n 's/^Version: //p')" \
+	  "alembic==$$($(PY) -m pip show alembic | sed -n 's/^Version: //p')" \
+	  "Mako==$$($(PY) -m pip show Mako | sed -n 's/^Version: //p')"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis nas_hpo.db nas_hpo.db.nas-hpo.lock test-artifacts

@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((space_name, dataset, b, o))
             print(f"{space_name:14} {dataset:9} {device.type:6} {b:15.2f} {o:14.2f} "
                   f"{b / o:6.2f} {seen_b / b:10.0f} {seen_o / o:10.0f} {3600 / o:12.0f}")
+            print(f"{'':14} {'':9} spread over the {len(configs)} architectures (s/arch, "
+                  f"min-max): tutorial {min(base):.2f}-{max(base):.2f}, "
+                  f"nas-hpo {min(ours):.2f}-{max(ours):.2f}")
             if args.pytorch_pooling:
                 rewrite = train_objective.avg_pools_as_convs
                 train_objective.avg_pools_as_convs = lambda model: 0

@@ -25,6 +25,11 @@ def _port(text: str) -> int:
     return port
 
 
+def _workers(text: str) -> int | str:
+    """``--workers``: a number or ``auto`` (the study spec checks the range)."""
+    return text if text == "auto" else int(text)
+
+
 def _cost(text: str | None) -> list[str] | None:
     """``--cost none`` / ``--cost params,flops``: the cost attributes measured."""
     if text is None:
@@ -293,8 +298,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="study seed")
     r.add_argument("--backend", help="optuna (this machine), ray (a Ray cluster) or simulated "
                    "(a simulated clock for table-answered objectives)")
-    r.add_argument("--workers", type=int,
-                   help="worker processes on this machine sharing the study (optuna backend)")
+    r.add_argument("--workers", type=_workers,
+                   help="worker processes on this machine sharing the study (optuna backend); "
+                   "auto (the default): 1 on the CPU, as many as the GPU's memory holds for a "
+                   "CUDA objective")
     r.add_argument("--address", help="Ray cluster address (auto, ray://host:10001, host:6379); "
                    "without it the ray backend starts a local Ray instance")
     r.add_argument("--max-concurrent-trials", type=int, help="Ray: trials running at once")

@@ -8,7 +8,9 @@ the trial's seed.
 
 The data stay on the training device as tensors for the whole run and batches are indexed
 there (augmentation too), so no Python data pipeline runs per batch; the loss is checked once
-per epoch, so the GPU is not synchronized after every step. Batches and weights are in
+per epoch, so the GPU is not synchronized after every step. On a CUDA device the step is
+captured once as a CUDA graph and replayed (``cuda_graph``; ``nas_hpo.training.TrainStep``):
+a small network's step is hundreds of short kernels whose launches cost more than running them. Batches and weights are in
 channels_last on the CPU and on a GPU (oneDNN's and cuDNN's fast layout; see
 ``avoid_strided_pointwise_convs`` for the one oneDNN shape that needs a rewrite); on the CPU
 average pooling runs as a depthwise convolution (``avg_pools_as_convs``: PyTorch's CPU

@@ -1,5 +1,7 @@
 """The ``optuna`` backend: the study's trials on this machine, in this process or in
-``[backend] workers`` worker processes that share the study through its storage.
+``[backend] workers`` worker processes that share the study through its storage (``"auto"``,
+the default: one on the CPU, as many as the GPU's memory holds for a CUDA objective; see
+``nas_hpo.study.worker_count``).
 
 Each process runs the study layer's lifecycle (``Lifecycle.run_one``) until the study's
 ``Budget`` says stop; nothing here decides what a trial is or how it is recorded. With several
@@ -28,6 +30,7 @@ from nas_hpo.study import (
     resume,
     threads_set,
     use_threads,
+    worker_count,
 )
 
 __all__ = ["execute"]
@@ -87,21 +90,21 @@ def execute(plan: Plan) -> optuna.Study:
     if remaining == 0:
         return study
     progress = Progress(spec.n_trials, study, enabled=plan.progress)
-    if spec.workers == 1:
+    workers = min(worker_count(spec, plan.objective), remaining)
+    if workers == 1:
         try:
             with threads_set(spec.threads):
                 run_trials(plan, study, remaining, progress=progress)
         finally:
             progress.close()
         return study
-    return _run_workers(plan, study, remaining, progress)
+    return _run_workers(plan, study, remaining, workers, progress)
 
 
-def _run_workers(plan: Plan, study: optuna.Study, remaining: int, progress: Any
-                 ) -> optuna.Study:
+def _run_workers(plan: Plan, study: optuna.Study, remaining: int, workers: int,
+                 progress: Any) -> optuna.Study:
     spec = plan.spec
     ctx = multiprocessing.get_context("spawn")
-    workers = min(spec.workers, remaining)
     threads = default_threads(workers, spec.threads)
     # Each worker runs an exact share of the remaining trials, so N workers never overshoot.
     quotas = [remaining // workers + (i < remaining % workers) for i in range(workers)]

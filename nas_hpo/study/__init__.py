@@ -38,11 +38,13 @@ from nas_hpo.study._storage import (
 )
 from nas_hpo.study._threads import cores, default_threads, threads_set, use_threads
 from nas_hpo.study._warm import warm_start
+from nas_hpo.study._workers import GPU_WORKER_GIB, auto_workers, worker_count
 
 __all__ = [
     "DEFAULT_STORAGE",
     "DUPLICATE_ATTR",
     "FINISHED",
+    "GPU_WORKER_GIB",
     "MEMORY",
     "OVERRIDES",
     "WORKER_ATTR",
@@ -63,6 +65,7 @@ __all__ = [
     "StorageError",
     "StudyAborted",
     "StudySpec",
+    "auto_workers",
     "check_options",
     "check_url",
     "cores",
@@ -96,6 +99,7 @@ __all__ = [
     "trial_seed",
     "type_ok",
     "use_threads",
+    "worker_count",
     "warm_start",
     "worker_id",
 ]

@@ -55,7 +55,9 @@ class StudySpec:
     n_trials: int
     timeout_s: float | None
     backend: str
-    workers: int
+    #: Worker processes (``optuna`` backend) or simulated workers (``simulated``); ``"auto"``
+    #: (the default): ``nas_hpo.study.worker_count`` decides, by the objective's device.
+    workers: int | str
     cost_metrics: tuple[str, ...] = DEFAULT_COST
     #: Names of the study's values (default: the objective's), recorded on a
     #: multi-objective study for the dashboard and the reports.
@@ -109,6 +111,12 @@ def _between(low: int, high: int) -> Callable[[Any], str | None]:
         return None if low <= value <= high else f"must be in [{low}, {high}], got {value}"
 
     return check
+
+
+def _workers(value: Any) -> str | None:
+    if value == "auto" or (isinstance(value, int) and 1 <= value <= 1024):
+        return None
+    return f'must be an integer in [1, 1024] or "auto", got {value!r}'
 
 
 def _positive(value: Any) -> str | None:
@@ -166,7 +174,7 @@ _FIXED: dict[str, dict[str, _Key]] = {
     },
     "backend": {
         "name": (str, "backend", None),
-        "workers": (int, "workers", _between(1, 1024)),
+        "workers": (int | str, "workers", _workers),
         "threads": (int, "threads", _between(1, 1024)),
         "address": (str, "address", None),
         "resources_per_trial": (dict, "resources_per_trial", _resources),
@@ -297,8 +305,11 @@ def load_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | None,
     problem = check_url(storage)
     if problem:
         raise SpecError(f"{_where(source, 'study', 'storage')}: {problem}")
-    workers = values.get("workers", 1)
-    if storage == MEMORY and workers > 1 and values.get("backend") != "simulated":
+    workers = values.get("workers", "auto")
+    if values.get("backend") == "simulated" and workers == "auto":
+        workers = 1  # simulated workers are the benchmark's choice, not the machine's
+    if storage == MEMORY and workers != "auto" and workers > 1 \
+            and values.get("backend") != "simulated":
         raise SpecError(f"{_where(source, 'backend', 'workers')}: {workers} worker processes "
                         f"cannot share the in-memory storage {MEMORY}; use a file or database")
 
