@@ -303,6 +303,7 @@ class Train(TrainingOptions, Objective):
                 "device": str(device),
                 "channels_last": channels_last,
                 "cuda_graph": step.captured,
+                **({"cuda_graph_fallback": step.fallback} if step.fallback else {}),
                 "precision": "bf16" if autocast is not None else "fp32",
             },
         )

@@ -13,7 +13,8 @@ optimizer that reads its learning rate from a device tensor, refreshed from the 
 before each replay (a float would be frozen into the graph). A batch of another size (the
 last, partial one of an epoch) runs eagerly on the same parameters, gradients and optimizer
 state: a graph has one shape, and the eager path keeps every image of the epoch, as the
-eager recipe does.
+eager recipe does. A network whose step cannot be captured (a host synchronization in its
+forward, say) trains eagerly, the reason kept in ``fallback``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class TrainStep:
         self._graph: torch.cuda.CUDAGraph | None = None
         self._x = self._y = None
         self._lrs: list[torch.Tensor] = []
+        #: Why the capture failed and the steps stayed eager (None: it did not fail).
+        self.fallback: str | None = None
 
     @property
     def captured(self) -> bool:
@@ -80,7 +83,19 @@ class TrainStep:
             torch.cuda.current_stream(self.device).wait_stream(side)
             self._warm += 1
         else:
-            self._capture(xb, yb)
+            try:
+                self._capture(xb, yb)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except RuntimeError as e:
+                # A network the capture cannot take (a host synchronization or a
+                # data-dependent shape in its forward): the run goes on eagerly. Nothing of
+                # this step ran during the failed capture; it runs eagerly now.
+                self.graph, self._graph = False, None
+                self.fallback = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                self._after_failed_capture()
+                self._eager(xb, yb, cache=True)
+                return
             self._replay(xb, yb)
 
     def _eager(self, xb: torch.Tensor, yb: torch.Tensor, *, cache: bool) -> None:
@@ -113,6 +128,15 @@ class TrainStep:
             for g, lr in zip(groups, floats, strict=True):
                 g["lr"] = lr
         self._graph = graph
+
+    def _after_failed_capture(self) -> None:
+        # The learning rates back to floats (the capture may have stopped before its
+        # ``finally``), the stream's error state cleared by a synchronization.
+        for g in self.optimizer.param_groups:
+            if isinstance(g["lr"], torch.Tensor):
+                g["lr"] = float(g["lr"].item())
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _replay(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         assert self._graph is not None and self._x is not None and self._y is not None

@@ -85,6 +85,31 @@ def test_a_graph_needs_a_cuda_device():
         _run(torch.device("cpu"), graph=True)
 
 
+def test_a_step_the_capture_cannot_take_trains_eagerly_and_says_why(monkeypatch):
+    """The fallback path, driven on the CPU: the capture is made to fail as a CUDA capture
+    fails on a host synchronization; the run goes on eagerly and ends as the eager run."""
+    cpu = torch.device("cpu")
+    reference, ref_sums, _ = _run(cpu, graph=False)
+
+    def refuse(self, xb, yb):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\n...")
+
+    monkeypatch.setattr(TrainStep, "_capture", refuse)
+    real_init = TrainStep.__init__
+
+    def as_if_graph(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.graph, self._warm = True, GRAPH_WARMUP  # warmed up: the next full batch captures
+
+    monkeypatch.setattr(TrainStep, "__init__", as_if_graph)
+    model, sums, step = _run(cpu, graph=False)
+    assert not step.captured and not step.graph
+    assert step.fallback == "CUDA error: operation not permitted when stream is capturing"
+    assert sums == pytest.approx(ref_sums, rel=1e-6)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
 def test_train_records_whether_the_step_was_a_graph_and_the_option_is_declared():
     result = objectives.get("train", epochs=1, data_fraction=0.3)(
         spaces.get("chain").sample(seed=0), space=spaces.get("chain"), ctx=Context(seed=0))
