@@ -130,13 +130,9 @@ class TrainStep:
         self._graph = graph
 
     def _after_failed_capture(self) -> None:
-        # The learning rates back to floats (the capture may have stopped before its
-        # ``finally``), the stream's error state cleared by a synchronization.
-        for g in self.optimizer.param_groups:
-            if isinstance(g["lr"], torch.Tensor):
-                g["lr"] = float(g["lr"].item())
+        # (the learning rates are floats again: _capture's ``finally``)
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            torch.cuda.synchronize(self.device)  # the capture's error surfaces here, not later
 
     def _replay(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         assert self._graph is not None and self._x is not None and self._y is not None
