@@ -17,7 +17,11 @@ trial's system attribute ``nas_hpo:fidelity`` and stored with it.
 
 The random forest of both is SMAC's with its categorical choices one-hot encoded
 (``forest = "onehot"``, ``_smac_forest``): SMAC 2.x's scikit-learn trees split a choice's index
-at a threshold, as if the choices were ordered. ``forest = "smac"`` keeps SMAC's own.
+at a threshold, as if the choices were ordered. ``forest = "smac"`` keeps SMAC's own. The
+acquisition maximizer of every facade hands the selector each candidate it scored that was not
+evaluated yet (``maximizer = "unseen"``, ``_smac_maximizer``): SMAC 2.x's returns only its
+local searches' few end points, on a discrete space mostly evaluated ones, and its selector
+then proposes random configurations. ``maximizer = "smac"`` keeps SMAC's own.
 
 ``facade = "blackbox"`` runs SMAC's ``BlackBoxFacade`` instead of the HPO facade: a Gaussian
 process (Matérn kernel on numbers, Hamming kernel on categorical choices) with expected
@@ -89,11 +93,14 @@ class SmacSampler(BaseSampler):
         eta: int = 3,
         facade: str = "hpo",
         forest: str = "onehot",
+        maximizer: str = "unseen",
     ) -> None:
         if facade not in ("hpo", "blackbox"):
             raise ValueError(f"facade must be 'hpo' or 'blackbox', got {facade!r}")
         if forest not in ("onehot", "smac"):
             raise ValueError(f"forest must be 'onehot' or 'smac', got {forest!r}")
+        if maximizer not in ("unseen", "smac"):
+            raise ValueError(f"maximizer must be 'unseen' or 'smac', got {maximizer!r}")
         if facade == "blackbox" and fidelity is not None:
             raise ValueError("the black-box facade has no fidelities; use the HPO facade")
         if n_initial < 1:
@@ -111,6 +118,7 @@ class SmacSampler(BaseSampler):
         self.space = space
         self.facade = facade
         self.forest = forest
+        self.maximizer = maximizer
         self.seed = seed
         self.n_initial = n_initial
         self._smac: Any = None
@@ -156,6 +164,11 @@ class SmacSampler(BaseSampler):
                 ratio_features=1.0, min_samples_split=2, min_samples_leaf=1, max_depth=2**20,
                 instance_features=scenario.instance_features, seed=scenario.seed)
         maximizer = facade.get_acquisition_maximizer(scenario)
+        if self.maximizer == "unseen":
+            from nas_hpo.strategies._smac_maximizer import UnseenLocalAndSortedRandomSearch
+
+            # The facade's maximizer with its settings, proposing only new configurations.
+            maximizer.__class__ = UnseenLocalAndSortedRandomSearch
         _order_start_points(getattr(maximizer, "_local_search", None))
         self._smac = facade(
             scenario,
@@ -265,15 +278,18 @@ class SmacSampler(BaseSampler):
 @register("smac", objectives="one", test_options={"n_initial": 2})
 def smac(setting: Setting, *, n_initial: AtLeast1 = 10,
          facade: Literal["hpo", "blackbox"] = "hpo",
-         forest: Literal["onehot", "smac"] = "onehot") -> Strategy:
+         forest: Literal["onehot", "smac"] = "onehot",
+         maximizer: Literal["unseen", "smac"] = "unseen") -> Strategy:
     """SMAC3's BO on the space's ConfigSpace, ask/tell (see ``_smac``): ``facade = "hpo"``
     (random forest, SMAC's default for categorical and conditional spaces) or ``"blackbox"``
     (Gaussian process); ``n_initial`` Sobol configurations before the model takes over.
     ``forest = "onehot"`` fits the forest to one-hot categorical choices (``_smac_forest``),
-    ``"smac"`` SMAC's own forest on choice indices."""
+    ``"smac"`` SMAC's own forest on choice indices. ``maximizer = "unseen"`` ranks every
+    candidate the acquisition search scored and was not evaluated yet (``_smac_maximizer``),
+    ``"smac"`` hands over SMAC's own few local-search end points."""
     _one_direction("smac", setting)
     sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial, facade=facade,
-                          forest=forest)
+                          forest=forest, maximizer=maximizer)
     return Strategy("smac", sampler, optuna.pruners.NopPruner())
 
 
@@ -288,10 +304,11 @@ def smac_hyperband(
     eta: AtLeast2 = 3,
     n_initial: AtLeast1 = 10,
     forest: Literal["onehot", "smac"] = "onehot",
+    maximizer: Literal["unseen", "smac"] = "unseen",
 ) -> Strategy:
     """SMAC3's multi-fidelity facade (Hyperband intensifier + random forest, BOHB-like); each
-    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``; ``forest`` as
-    for ``smac``."""
+    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``; ``forest``
+    and ``maximizer`` as for ``smac``."""
     _one_direction("smac_hyperband", setting)
     if fidelity not in setting.fidelities:
         has = ", ".join(setting.fidelities) or "none"
@@ -301,5 +318,5 @@ def smac_hyperband(
         )
     sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial,
                           fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
-                          eta=eta, forest=forest)
+                          eta=eta, forest=forest, maximizer=maximizer)
     return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner(), multi_fidelity=True)
