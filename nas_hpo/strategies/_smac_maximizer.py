@@ -8,7 +8,7 @@ points are mostly configurations already evaluated (a random forest keeps expect
 at its training points: its trees disagree there through bootstrapping), the selector skips
 them, and once it has skipped them all it proposes random configurations
 (``"Random Search (max retries, no candidates)"``). On NB201-digits that was most of ``smac``'s
-proposals after the first 50 trials, which averaged 0.41 validation accuracy against 0.81 for
+proposals after the first 50 trials, which averaged 0.39 validation accuracy against 0.81 for
 the local searches' own (3 seeds; benchmarks/README.md). This maximizer returns the local
 searches' end points and the sorted random configurations together, by acquisition value,
 without those already evaluated (or repeated), as SMAC 1.x's did: the selector gets a ranked
