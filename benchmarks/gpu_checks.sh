@@ -17,8 +17,10 @@
 # On a machine where nas-hpo's dependencies are missing (a bare PyTorch image), the wheels in
 # .whl/ (nas-hpo's own, built from this checkout, among them) are installed into /tmp/site
 # first, and everything imports nas_hpo from there (pytest with -P: not from the checkout,
-# whose layout maps spaces/ and objectives/ into the package only when installed). The sizes
-# below stay inside 10 minutes on an H200; override them with these variables.
+# whose layout maps spaces/ and objectives/ into the package only when installed). On an
+# H200 the parts took 282 s (all but the 20-epoch train part) and 253 s (test, train,
+# concurrent with WORKERS="16 32" on digits, study) in two calls; all of them at these sizes
+# is an estimated 8-9 minutes: choose PARTS to stay inside a 10-minute call.
 set -uo pipefail
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-gpu-out}
