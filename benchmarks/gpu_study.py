@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{a.get('flops', 0) / 1e6:7.1f}")
     done = [t for t in trials if t.datetime_complete is not None and t.datetime_start is not None]
     states = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "FAIL", "PRUNED")}
-    processes = len({t.system_attrs.get(WORKER_ATTR) or t.user_attrs.get(WORKER_ATTR)
-                     for t in trials}) or 1
+    processes = len({t.system_attrs.get(WORKER_ATTR) for t in trials}) or 1
     if done:
         span = (max(t.datetime_complete for t in done)
                 - min(t.datetime_start for t in done)).total_seconds()

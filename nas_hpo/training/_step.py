@@ -54,6 +54,7 @@ class TrainStep:
         self._graph: torch.cuda.CUDAGraph | None = None
         self._x = self._y = None
         self._lrs: list[torch.Tensor] = []
+        self._side: torch.cuda.Stream | None = None  # the warm-up's stream
         #: Why the capture failed and the steps stayed eager (None: it did not fail).
         self.fallback: str | None = None
 
@@ -76,7 +77,7 @@ class TrainStep:
         elif self._graph is not None:
             self._replay(xb, yb)
         elif self._warm < GRAPH_WARMUP:
-            side = torch.cuda.Stream(self.device)
+            side = self._side = self._side or torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 self._eager(xb, yb, cache=True)
@@ -93,7 +94,8 @@ class TrainStep:
                 # this step ran during the failed capture; it runs eagerly now.
                 self.graph, self._graph = False, None
                 self.fallback = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-                self._after_failed_capture()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)  # the error surfaces here, not later
                 self._eager(xb, yb, cache=True)
                 return
             self._replay(xb, yb)
@@ -128,11 +130,6 @@ class TrainStep:
             for g, lr in zip(groups, floats, strict=True):
                 g["lr"] = lr
         self._graph = graph
-
-    def _after_failed_capture(self) -> None:
-        # (the learning rates are floats again: _capture's ``finally``)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # the capture's error surfaces here, not later
 
     def _replay(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         assert self._graph is not None and self._x is not None and self._y is not None
