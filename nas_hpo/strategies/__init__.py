@@ -113,10 +113,13 @@ def tpe(
     multivariate: bool = True,
     group: bool = True,
     constant_liar: bool = True,
+    unseen: bool = True,
 ) -> Strategy:
     """Optuna's TPE. ``multivariate`` with ``group`` models the parameters that are active
     together jointly, which is what a conditional space needs (independent TPE would model each
-    layer's parameters without the depth that activates them)."""
+    layer's parameters without the depth that activates them). ``unseen``: a proposal of an
+    architecture the study already has is asked again, then replaced by a new neighbour
+    (``_unseen``; TPE repeats itself often on a NAS space)."""
     with warnings.catch_warnings():
         # ``group`` is still marked experimental in Optuna; choosing it is deliberate here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -128,6 +131,10 @@ def tpe(
             constant_liar=constant_liar,
             seed=setting.seed,
         )
+    if unseen:
+        from nas_hpo.strategies._unseen import UnseenSampler
+
+        sampler = UnseenSampler(sampler, setting.space, seed=setting.seed)
     return Strategy("tpe", sampler, optuna.pruners.NopPruner())
 
 
@@ -185,12 +192,13 @@ def qmc(setting: Setting, *, qmc_type: Literal["sobol", "halton"] = "sobol",
 @register("re", objectives="one", test_options={"population_size": 3, "sample_size": 2})
 def regularized_evolution(
     setting: Setting, *, population_size: AtLeast2 = 20, sample_size: AtLeast1 = 5,
-    zero_cost_filter: NonNegative = 0, zero_cost_by: str = "synflow",
+    zero_cost_filter: NonNegative = 0, zero_cost_by: str = "synflow", unseen: bool = True,
 ) -> Strategy:
     """Regularized (aging) evolution, Real et al. 2019: not in Optuna, so ours (see
     ``_evolution``); children come from ``space.mutate`` and inherit their parent's values.
     ``zero_cost_filter = k`` (k >= 2) draws k mutations of the parent and keeps the one the
-    proxy ``zero_cost_by`` scores best (Abdelfattah et al. 2021's zero-cost move proposal)."""
+    proxy ``zero_cost_by`` scores best (Abdelfattah et al. 2021's zero-cost move proposal).
+    ``unseen``: children that repeat an architecture the study has are drawn again."""
     from nas_hpo.strategies._evolution import RegularizedEvolutionSampler
 
     _one_direction("re", setting)
@@ -199,7 +207,7 @@ def regularized_evolution(
         proxy = _proxy_of(setting, "zero_cost_by", zero_cost_by)
     sampler = RegularizedEvolutionSampler(
         setting.space, population_size=population_size, sample_size=sample_size,
-        seed=setting.seed, zero_cost_filter=zero_cost_filter, proxy=proxy,
+        seed=setting.seed, zero_cost_filter=zero_cost_filter, proxy=proxy, unseen=unseen,
     )
     return Strategy("re", sampler, optuna.pruners.NopPruner())
 

@@ -12,7 +12,10 @@ at random and the best is the parent. Until the population is full, children are
 samples of the space. With ``zero_cost_filter = k``, ``k`` mutations of the parent are drawn and
 the one a zero-cost proxy scores best is the child (Abdelfattah, Mehrotra, Dudziak & Lane,
 "Zero-cost proxies for lightweight NAS", ICLR 2021: zero-cost move proposal); the child
-records its score and ``k``. The config decided for a trial is stored in its system attributes and
+records its score and ``k``. With ``unseen`` (the default) a child or random sample whose
+architecture the study already has is drawn again (up to 50 times): on NB201-digits one child
+in eight repeated an architecture, an evaluation of the budget spent on nothing new (the
+paper's evolution, ``unseen = False``, keeps such children). The config decided for a trial is stored in its system attributes and
 handed out parameter by parameter as the define-by-run objective asks for it (``_decided``).
 """
 
@@ -26,12 +29,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_hpo.strategies._decided import DecidedSampler
+from nas_hpo.strategies._unseen import evaluated_keys
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
 _PARENT = "nas_hpo:re:parent"
 _FILTER = "nas_hpo:re:zero_cost"
+_DRAWS = 50
 
 
 class RegularizedEvolutionSampler(DecidedSampler):
@@ -46,6 +51,7 @@ class RegularizedEvolutionSampler(DecidedSampler):
         seed: int | None = None,
         zero_cost_filter: int = 0,
         proxy: Callable[[Mapping[str, Any]], float] | None = None,
+        unseen: bool = True,
     ) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
@@ -61,6 +67,17 @@ class RegularizedEvolutionSampler(DecidedSampler):
         self.sample_size = sample_size
         self.zero_cost_filter = zero_cost_filter
         self.proxy = proxy
+        self.unseen = unseen
+
+    def _new(self, draw: Callable[[], dict[str, Any]], seen: set[str] | None
+             ) -> dict[str, Any]:
+        """``draw()`` again while it repeats an architecture in ``seen`` (``_DRAWS`` at most)."""
+        config = draw()
+        for _ in range(_DRAWS - 1):
+            if seen is None or self.space.arch_key(config) not in seen:
+                break
+            config = draw()
+        return config
 
     def propose(self, study: optuna.Study, trial: FrozenTrial
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -74,16 +91,21 @@ class RegularizedEvolutionSampler(DecidedSampler):
         ]
         finished.sort(key=lambda t: t.datetime_complete or t.datetime_start)
         population = finished[-self.population_size :]
+        seen = evaluated_keys(study, self.space) if self.unseen else None
         if len(population) < self.population_size:
-            return self.space.sample(seed=rng), {_PARENT: None}
+            return self._new(lambda: self.space.sample(seed=rng), seen), {_PARENT: None}
         picks = rng.choice(len(population), size=self.sample_size, replace=False)
         contestants = [population[int(i)] for i in picks]
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         best = (max if maximize else min)(contestants, key=lambda t: t.value)
+
+        def child() -> dict[str, Any]:
+            return self._new(lambda: self.space.mutate(best.params, rng), seen)
+
         # The parent is recorded on the child: the record says where each child came from.
         if self.zero_cost_filter < 2 or self.proxy is None:
-            return self.space.mutate(best.params, rng), {_PARENT: best.number}
-        children = [self.space.mutate(best.params, rng) for _ in range(self.zero_cost_filter)]
+            return child(), {_PARENT: best.number}
+        children = [child() for _ in range(self.zero_cost_filter)]
         scores = [self.proxy(c) for c in children]
         k = int(np.argmax(scores))
         return children[k], {_PARENT: best.number, _FILTER: [scores[k], len(children)]}

@@ -33,8 +33,9 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_hpo.strategies._decided import DecidedSampler, pending_configs
+from nas_hpo.strategies._decided import DecidedSampler
 from nas_hpo.strategies._predictor import PREDICTORS
+from nas_hpo.strategies._unseen import evaluated_keys
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
@@ -170,10 +171,7 @@ class PredictorGuidedSampler(DecidedSampler):
 
     def _candidates(self, study: optuna.Study, ranked: list[dict[str, Any]],
                     rng: np.random.Generator) -> list[dict[str, Any]]:
-        seen = {self.space.arch_key(t.params)
-                for t in study.get_trials(deepcopy=False) if self.space.is_valid(t.params)}
-        seen |= {self.space.arch_key(c) for c in pending_configs(study)
-                 if self.space.is_valid(c)}
+        seen = evaluated_keys(study, self.space)
         out: dict[str, dict[str, Any]] = {}
         n_random = int(round(self.n_candidates * self.random_fraction))
         n_mutants = self.n_candidates - n_random

@@ -1,0 +1,134 @@
+"""Proposals of an Optuna sampler kept off architectures the study already has.
+
+A NAS space is small next to HPO's, and a model-based sampler that has found a good region
+keeps proposing it: on NB201-digits Optuna's TPE proposed an already evaluated cell in 14 of
+every 100 trials (the engine answers those from the record, ``study._dedupe``, but each still
+counts towards ``n_trials``). SMAC's config selector retries such proposals; Optuna's samplers
+do not. ``UnseenSampler`` does, for any sampler whose relative sample is a whole architecture
+(TPE with ``multivariate``, once the start-up trials are done): it asks the sampler again, up
+to ``retries`` times (its random state moves on, so the candidates differ), then takes a random
+one-step mutation of the last proposal that is new, then a random new architecture; only when
+none of those is new does the repeat go through. Everything else is the wrapped sampler's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from nas_hpo.strategies._decided import pending_configs
+
+if TYPE_CHECKING:
+    from nas_hpo.space import SearchSpace
+
+__all__ = ["UnseenSampler", "evaluated_keys"]
+
+#: The trial system attribute saying how a proposal was made new: ``[retries, "mutation"]``,
+#: ``[retries, "random"]``, ``[retries, "repeat"]`` (nothing new found) or ``[k, "sampler"]``
+#: (the sampler's k-th retry was new).
+UNSEEN_ATTR = "nas_hpo:unseen"
+
+_MUTATIONS = 50
+_RANDOM_DRAWS = 200
+
+
+def evaluated_keys(study: optuna.Study, space: SearchSpace) -> set[str]:
+    """The architecture keys of the study's trials (any state: a failed or pruned one is not
+    proposed again either) and of the configs other workers are running."""
+    configs = [t.params for t in study.get_trials(deepcopy=False)]
+    configs += pending_configs(study)
+    return {space.arch_key(c) for c in configs if space.is_valid(c)}
+
+
+class UnseenSampler(BaseSampler):
+    """``sampler`` whose relative proposals avoid the study's architectures (module doc)."""
+
+    def __init__(self, sampler: BaseSampler, space: SearchSpace, *, seed: int | None = None,
+                 retries: int = 10) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.inner = sampler
+        self.space = space
+        self.seed = 0 if seed is None else seed
+        self.retries = retries
+
+    def _config(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The architecture ``params`` decide, or None when they leave an active parameter
+        open (the objective would ask the sampler for it independently) or are not valid."""
+        config: dict[str, Any] = {}
+        for name in self.space.order:
+            if self.space.is_active(name, config):
+                if name not in params:
+                    return None
+                config[name] = params[name]
+        return config if self.space.is_valid(config) else None
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        params = self.inner.sample_relative(study, trial, search_space)
+        config = self._config(params)
+        if config is None:
+            return params
+        seen = evaluated_keys(study, self.space)
+        for k in range(self.retries + 1):
+            if k:
+                params = self.inner.sample_relative(study, trial, search_space)
+                config = self._config(params)
+                if config is None:
+                    return params
+            if self.space.arch_key(config) not in seen:
+                if k:
+                    self._record(study, trial, [k, "sampler"])
+                return params
+        rng = np.random.default_rng([self.seed, trial.number])
+        for how, draw in (("mutation", lambda: self.space.mutate(config, rng)),
+                          ("random", lambda: self.space.sample(seed=rng))):
+            for _ in range(_MUTATIONS if how == "mutation" else _RANDOM_DRAWS):
+                try:
+                    child = draw()
+                except ValueError:
+                    break  # no valid one-step change
+                if self.space.arch_key(child) not in seen:
+                    self._record(study, trial, [self.retries, how])
+                    return self._within(child, params, search_space)
+        self._record(study, trial, [self.retries, "repeat"])
+        return params
+
+    @staticmethod
+    def _within(child: dict[str, Any], params: dict[str, Any],
+                search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        """``child``'s values for the relative search space (parameters it left inactive keep
+        the sampler's values: the objective does not ask for them; those it newly activated
+        outside that space are asked of the sampler independently)."""
+        out = {n: v for n, v in params.items() if n in search_space}
+        out.update({n: v for n, v in child.items() if n in search_space})
+        return out
+
+    @staticmethod
+    def _record(study: optuna.Study, trial: FrozenTrial, how: list[Any]) -> None:
+        study._storage.set_trial_system_attr(trial._trial_id, UNSEEN_ATTR, how)
+
+    # Everything else is the wrapped sampler's.
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.inner.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
