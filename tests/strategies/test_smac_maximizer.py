@@ -68,3 +68,36 @@ def test_smac_s_own_runs_out_of_candidates_and_proposes_at_random_ours_does_not(
         else:
             assert counts[FALLBACK] == 0, counts
     assert shares["unseen"] >= shares["smac"] + 0.2, shares
+
+
+def test_random_probability_sets_smacs_random_interleaving(origins):
+    """``random_probability = 0``: after the Sobol design every proposal is the model's; by
+    default (the HPO facade's 0.2) some of them are SMAC's interleaved random ones."""
+    def after_sobol(probability):
+        origins.clear()
+        strategy = {"name": "smac"}
+        if probability is not None:
+            strategy["random_probability"] = probability
+        study = nas_hpo.run({"space": {"name": "nb201"}, "objective": TABLE,
+                             "strategy": strategy}, n_trials=40, seed=0, storage=":memory:",
+                            cost=[])
+        design = study.sampler._smac._config_selector._random_design
+        return design, collections.Counter(o for n, o in origins.items() if n >= 10)
+
+    design, counts = after_sobol(0.0)
+    assert design._probability == 0.0
+    assert set(counts) == {"Acquisition Function Maximizer: Local Search"} | (
+        set(counts) & {"Acquisition Function Maximizer: Random Search (sorted)"}), counts
+    design, counts = after_sobol(None)
+    assert design._probability == pytest.approx(0.2)
+    assert sum(v for o, v in counts.items() if not o.startswith("Acquisition")) >= 2, counts
+
+
+def test_random_probability_outside_0_1_is_refused():
+    with pytest.raises(nas_hpo.SpecError, match="random_probability"):
+        _run_with({"name": "smac", "random_probability": 1.5})
+
+
+def _run_with(strategy):
+    return nas_hpo.run({"space": {"name": "nb201"}, "objective": TABLE, "strategy": strategy},
+                       n_trials=1, seed=0, storage=":memory:", cost=[])
