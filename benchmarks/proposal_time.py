@@ -1,5 +1,6 @@
 """CPU time of one proposal at 100 finished trials: ``bananas`` and ``gp`` on the encoding
-against regularized evolution and Optuna's TPE, in one process.
+against regularized evolution and Optuna's TPE (with and without ``unseen``, and with the
+benchmark's tuned settings), in one process.
 
 A study of ``--trials`` random ``nb201`` cells valued from the shipped NB201-digits table is
 built in memory; then each strategy proposes the next config ``--repeats`` times (the same
@@ -68,14 +69,16 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
     study = study_with(args.trials)
-    sides = [("tpe", "tpe", {}), ("re", "re", {}), ("bananas (its)", "bananas", {}),
+    sides = [("tpe", "tpe", {}), ("tpe (unseen=false)", "tpe", {"unseen": False}),
+             ("tpe (tuned)", "tpe", {"n_startup_trials": 20, "n_ei_candidates": 100}),
+             ("re", "re", {}), ("bananas (its)", "bananas", {}),
              ("bananas (ucb)", "bananas", {"acquisition": "ucb"}),
              ("gp (space)", "gp", {"encoding": "space"})]
     medians = {}
     for label, name, options in sides:
         seconds = propose_seconds(name, options, study, args.repeats)
         medians[label] = statistics.median(seconds)
-        print(f"{label:>14}: median {medians[label] * 1000:.1f} ms CPU per proposal "
+        print(f"{label:>18}: median {medians[label] * 1000:.1f} ms CPU per proposal "
               f"({min(seconds) * 1000:.1f}-{max(seconds) * 1000:.1f}), "
               f"{medians[label] / medians['tpe']:.1f}x tpe", flush=True)
     print(f"{args.trials} finished trials; hardware: {platform.processor() or platform.machine()}"
