@@ -15,8 +15,9 @@ the one a zero-cost proxy scores best is the child (Abdelfattah, Mehrotra, Dudzi
 records its score and ``k``. With ``unseen`` (the default) a child or random sample whose
 architecture the study already has is drawn again (up to 50 times): on NB201-digits one child
 in eight repeated an architecture, an evaluation of the budget spent on nothing new (the
-paper's evolution, ``unseen = False``, keeps such children). The config decided for a trial is stored in its system attributes and
-handed out parameter by parameter as the define-by-run objective asks for it (``_decided``).
+paper's evolution, ``unseen = False``, keeps such children). The config decided for a trial
+is stored in its system attributes and handed out parameter by parameter as the define-by-run
+objective asks for it (``_decided``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_hpo.strategies._decided import DecidedSampler
-from nas_hpo.strategies._unseen import evaluated_keys
+from nas_hpo.strategies._unseen import draw_new, evaluated_keys
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
@@ -72,12 +73,7 @@ class RegularizedEvolutionSampler(DecidedSampler):
     def _new(self, draw: Callable[[], dict[str, Any]], seen: set[str] | None
              ) -> dict[str, Any]:
         """``draw()`` again while it repeats an architecture in ``seen`` (``_DRAWS`` at most)."""
-        config = draw()
-        for _ in range(_DRAWS - 1):
-            if seen is None or self.space.arch_key(config) not in seen:
-                break
-            config = draw()
-        return config
+        return draw() if seen is None else draw_new(draw, seen, self.space, _DRAWS)[0]
 
     def propose(self, study: optuna.Study, trial: FrozenTrial
                 ) -> tuple[dict[str, Any], dict[str, Any]]:

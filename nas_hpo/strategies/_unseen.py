@@ -13,7 +13,7 @@ none of those is new does the repeat go through. Everything else is the wrapped 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from nas_hpo.strategies._decided import pending_configs
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
-__all__ = ["UnseenSampler", "evaluated_keys"]
+__all__ = ["UnseenSampler", "draw_new", "evaluated_keys"]
 
 #: The trial system attribute saying how a proposal was made new: ``[retries, "mutation"]``,
 #: ``[retries, "random"]``, ``[retries, "repeat"]`` (nothing new found) or ``[k, "sampler"]``
@@ -44,6 +44,18 @@ def evaluated_keys(study: optuna.Study, space: SearchSpace) -> set[str]:
     configs = [t.params for t in study.get_trials(deepcopy=False)]
     configs += pending_configs(study)
     return {space.arch_key(c) for c in configs if space.is_valid(c)}
+
+
+def draw_new(draw: Callable[[], dict[str, Any]], seen: set[str], space: SearchSpace,
+             tries: int) -> tuple[dict[str, Any], bool]:
+    """``draw()`` up to ``tries`` times until its architecture is not in ``seen``: that config
+    and True, or the last draw and False."""
+    config = draw()
+    for _ in range(tries - 1):
+        if space.arch_key(config) not in seen:
+            return config, True
+        config = draw()
+    return config, space.arch_key(config) not in seen
 
 
 class UnseenSampler(BaseSampler):
@@ -87,16 +99,15 @@ class UnseenSampler(BaseSampler):
                     self._record(study, trial, [k, "sampler"])
                 return params
         rng = np.random.default_rng([self.seed, trial.number])
-        for how, draw in (("mutation", lambda: self.space.mutate(config, rng)),
-                          ("random", lambda: self.space.sample(seed=rng))):
-            for _ in range(_MUTATIONS if how == "mutation" else _RANDOM_DRAWS):
-                try:
-                    child = draw()
-                except ValueError:
-                    break  # no valid one-step change
-                if self.space.arch_key(child) not in seen:
-                    self._record(study, trial, [self.retries, how])
-                    return self._within(child, params, search_space)
+        for how, draw, tries in (("mutation", lambda: self.space.mutate(config, rng), _MUTATIONS),
+                                 ("random", lambda: self.space.sample(seed=rng), _RANDOM_DRAWS)):
+            try:
+                child, new = draw_new(draw, seen, self.space, tries)
+            except ValueError:
+                continue  # no valid one-step change
+            if new:
+                self._record(study, trial, [self.retries, how])
+                return self._within(child, params, search_space)
         self._record(study, trial, [self.retries, "repeat"])
         return params
 

@@ -31,10 +31,13 @@ def origins(monkeypatch):
     return seen
 
 
-def _run(maximizer: str, n_trials: int = 60):
-    return nas_hpo.run({"space": {"name": "nb201"}, "objective": TABLE,
-                        "strategy": {"name": "smac", "maximizer": maximizer}},
+def _run_with(strategy: dict, n_trials: int):
+    return nas_hpo.run({"space": {"name": "nb201"}, "objective": TABLE, "strategy": strategy},
                        n_trials=n_trials, seed=0, storage=":memory:", cost=[])
+
+
+def _run(maximizer: str, n_trials: int = 60):
+    return _run_with({"name": "smac", "maximizer": maximizer}, n_trials)
 
 
 def test_the_maximizer_ranks_new_candidates_only(origins):
@@ -78,9 +81,7 @@ def test_random_probability_sets_smacs_random_interleaving(origins):
         strategy = {"name": "smac"}
         if probability is not None:
             strategy["random_probability"] = probability
-        study = nas_hpo.run({"space": {"name": "nb201"}, "objective": TABLE,
-                             "strategy": strategy}, n_trials=40, seed=0, storage=":memory:",
-                            cost=[])
+        study = _run_with(strategy, n_trials=40)
         design = study.sampler._smac._config_selector._random_design
         return design, collections.Counter(o for n, o in origins.items() if n >= 10)
 
@@ -95,9 +96,4 @@ def test_random_probability_sets_smacs_random_interleaving(origins):
 
 def test_random_probability_outside_0_1_is_refused():
     with pytest.raises(nas_hpo.SpecError, match="random_probability"):
-        _run_with({"name": "smac", "random_probability": 1.5})
-
-
-def _run_with(strategy):
-    return nas_hpo.run({"space": {"name": "nb201"}, "objective": TABLE, "strategy": strategy},
-                       n_trials=1, seed=0, storage=":memory:", cost=[])
+        _run_with({"name": "smac", "random_probability": 1.5}, n_trials=1)
