@@ -13,15 +13,16 @@ none of those is new does the repeat go through. Everything else is the wrapped 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from nas_hpo._samplers import WrappedSampler
 from nas_hpo.strategies._decided import pending_configs
 
 if TYPE_CHECKING:
@@ -58,14 +59,14 @@ def draw_new(draw: Callable[[], dict[str, Any]], seen: set[str], space: SearchSp
     return config, space.arch_key(config) not in seen
 
 
-class UnseenSampler(BaseSampler):
+class UnseenSampler(WrappedSampler):
     """``sampler`` whose relative proposals avoid the study's architectures (module doc)."""
 
     def __init__(self, sampler: BaseSampler, space: SearchSpace, *, seed: int | None = None,
                  retries: int = 10) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
-        self.inner = sampler
+        super().__init__(sampler)
         self.space = space
         self.seed = 0 if seed is None else seed
         self.retries = retries
@@ -124,22 +125,3 @@ class UnseenSampler(BaseSampler):
     @staticmethod
     def _record(study: optuna.Study, trial: FrozenTrial, how: list[Any]) -> None:
         study._storage.set_trial_system_attr(trial._trial_id, UNSEEN_ATTR, how)
-
-    # Everything else is the wrapped sampler's.
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.inner.infer_relative_search_space(study, trial)
-
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.inner.before_trial(study, trial)
-
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()

@@ -12,13 +12,13 @@ resumed random search does not replay the first run's draws).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
+
+from nas_hpo._samplers import WrappedSampler
 
 __all__ = ["FirstTrialSeeded", "strategy_seed", "trial_seed"]
 
@@ -74,7 +74,7 @@ def _seed_block(study_seed: int, block: int) -> list[int]:
     return (v ^ (v >> u64(16))).tolist()  # Python ints: indexing a list costs nothing
 
 
-class FirstTrialSeeded(optuna.samplers.BaseSampler):
+class FirstTrialSeeded(WrappedSampler):
     """A strategy's sampler that, at the first trial this process creates, is rebuilt with
     ``strategy_seed(study seed, that trial's number)`` unless that number is 0; it then
     answers every call as that sampler (``inner``). The engine puts the plain sampler back on
@@ -82,7 +82,7 @@ class FirstTrialSeeded(optuna.samplers.BaseSampler):
 
     def __init__(self, sampler: optuna.samplers.BaseSampler,
                  rebuild: Callable[[int], optuna.samplers.BaseSampler], study_seed: int) -> None:
-        self.inner = sampler
+        super().__init__(sampler)
         self._rebuild = rebuild
         self._study_seed = study_seed
         self.first_trial: int | None = None
@@ -93,22 +93,3 @@ class FirstTrialSeeded(optuna.samplers.BaseSampler):
             if trial.number != 0:
                 self.inner = self._rebuild(strategy_seed(self._study_seed, trial.number))
         self.inner.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self.inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
