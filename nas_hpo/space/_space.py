@@ -67,6 +67,7 @@ class SearchSpace:
         name: str | None = None,
         builder: Builder | None = None,
         arch_key: Callable[[Mapping[str, Any]], str] | None = None,
+        network_key: Callable[[Mapping[str, Any]], str] | None = None,
         supernet: Builder | None = None,
         encoder: Callable[[Mapping[str, Any]], Any] | None = None,
     ) -> None:
@@ -75,6 +76,7 @@ class SearchSpace:
         self._encoder = encoder
         self._supernet = supernet
         self._key_fn = arch_key
+        self._network_fn = network_key
         params = list(params)
         self._params: dict[str, Hyperparameter] = {}
         for p in params:
@@ -132,21 +134,16 @@ class SearchSpace:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SearchSpace):
             return NotImplemented
-        return (
-            self._params == other._params
-            and self._conditions == other._conditions
-            and frozenset(self._forbidden) == frozenset(other._forbidden)
-        )
+        return (self._params == other._params and self._conditions == other._conditions
+                and frozenset(self._forbidden) == frozenset(other._forbidden))
 
     def __hash__(self) -> int:
         return hash((frozenset(self._params.items()), frozenset(self._forbidden)))
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
-        return (
-            f"<SearchSpace{label}: {len(self._params)} parameters, "
-            f"{len(self._conditions)} conditions, {len(self._forbidden)} forbidden clauses>"
-        )
+        return (f"<SearchSpace{label}: {len(self._params)} parameters, "
+                f"{len(self._conditions)} conditions, {len(self._forbidden)} forbidden clauses>")
 
     def describe(self) -> str:
         """A readable listing of parameters, conditions and clauses."""
@@ -290,9 +287,12 @@ class SearchSpace:
     def arch_key(self, config: Mapping[str, Any]) -> str:
         """A canonical key: equal for equal configs whatever the dict order. Spaces with an
         established name for their architectures (NAS-Bench-201 strings) supply their own."""
-        if self._key_fn is not None:
-            return self._key_fn(config)
-        return self._keys(config)
+        return (self._key_fn or self._keys)(config)
+
+    def network_key(self, config: Mapping[str, Any]) -> str:
+        """Equal for configs that build the same network (``network_key=``: NB201's isomorphic
+        cells, ``nb201.canonical``); ``arch_key`` where the space does not say."""
+        return (self._network_fn or self.arch_key)(config)
 
     # ------------------------------------------------------------------ encodings
 
@@ -443,5 +443,6 @@ class SearchSpace:
             name=name or self.name,
             builder=builder,
             arch_key=arch_key or self._key_fn,
+            network_key=self._network_fn,
             encoder=self._encoder,
         )

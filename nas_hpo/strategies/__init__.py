@@ -114,12 +114,15 @@ def tpe(
     group: bool = True,
     constant_liar: bool = True,
     unseen: bool = True,
+    skip_equivalent: bool = True,
 ) -> Strategy:
     """Optuna's TPE. ``multivariate`` with ``group`` models the parameters that are active
     together jointly, which is what a conditional space needs (independent TPE would model each
     layer's parameters without the depth that activates them). ``unseen``: a proposal of an
     architecture the study already has is asked again, then replaced by a new neighbour
-    (``_unseen``; TPE repeats itself often on a NAS space)."""
+    (``_unseen``; TPE repeats itself often on a NAS space); with ``skip_equivalent`` also one
+    that builds the same network as one the study has (``space.network_key``: isomorphic NB201
+    cells)."""
     with warnings.catch_warnings():
         # ``group`` is still marked experimental in Optuna; choosing it is deliberate here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -134,7 +137,8 @@ def tpe(
     if unseen:
         from nas_hpo.strategies._unseen import UnseenSampler
 
-        sampler = UnseenSampler(sampler, setting.space, seed=setting.seed)
+        sampler = UnseenSampler(sampler, setting.space, seed=setting.seed,
+                                skip_equivalent=skip_equivalent)
     return Strategy("tpe", sampler, optuna.pruners.NopPruner())
 
 
@@ -193,12 +197,14 @@ def qmc(setting: Setting, *, qmc_type: Literal["sobol", "halton"] = "sobol",
 def regularized_evolution(
     setting: Setting, *, population_size: AtLeast2 = 20, sample_size: AtLeast1 = 5,
     zero_cost_filter: NonNegative = 0, zero_cost_by: str = "synflow", unseen: bool = True,
+    skip_equivalent: bool = True,
 ) -> Strategy:
     """Regularized (aging) evolution, Real et al. 2019: not in Optuna, so ours (see
     ``_evolution``); children come from ``space.mutate`` and inherit their parent's values.
     ``zero_cost_filter = k`` (k >= 2) draws k mutations of the parent and keeps the one the
     proxy ``zero_cost_by`` scores best (Abdelfattah et al. 2021's zero-cost move proposal).
-    ``unseen``: children that repeat an architecture the study has are drawn again."""
+    ``unseen``: children that repeat an architecture the study has are drawn again, with
+    ``skip_equivalent`` also those that build the same network (``space.network_key``)."""
     from nas_hpo.strategies._evolution import RegularizedEvolutionSampler
 
     _one_direction("re", setting)
@@ -208,6 +214,7 @@ def regularized_evolution(
     sampler = RegularizedEvolutionSampler(
         setting.space, population_size=population_size, sample_size=sample_size,
         seed=setting.seed, zero_cost_filter=zero_cost_filter, proxy=proxy, unseen=unseen,
+        skip_equivalent=skip_equivalent,
     )
     return Strategy("re", sampler, optuna.pruners.NopPruner())
 
@@ -358,16 +365,19 @@ def nsga3(setting: Setting, *, population_size: AtLeast2 = 20, mutation_prob: Pr
 @register("local_search", objectives="one", test_options={"n_initial": 3})
 def local_search(setting: Setting, *, n_initial: AtLeast1 = 10,
                  improvement: Literal["best", "first"] = "first",
-                 restart: Literal["best", "random"] = "random") -> Strategy:
+                 restart: Literal["best", "random"] = "random",
+                 skip_equivalent: bool = False) -> Strategy:
     """Local search over ``space.neighbors`` (White et al. 2021; see ``_local``): starts from
     the best of ``n_initial`` random trials, moves to the ``first`` (or, once all are seen,
     the ``best``) improving neighbour, restarts at a local optimum from a ``random``
-    architecture (or the best trial with unseen neighbours)."""
+    architecture (or the best trial with unseen neighbours). ``skip_equivalent``: a neighbour
+    that builds the same network as a trial (``space.network_key``) is not evaluated again."""
     from nas_hpo.strategies._local import LocalSearchSampler
 
     _one_direction("local_search", setting)
     sampler = LocalSearchSampler(setting.space, n_initial=n_initial, improvement=improvement,
-                                 restart=restart, seed=setting.seed)
+                                 restart=restart, skip_equivalent=skip_equivalent,
+                                 seed=setting.seed)
     return Strategy("local_search", sampler, optuna.pruners.NopPruner())
 
 
@@ -386,6 +396,7 @@ def bananas(
     epochs: AtLeast1 = 200,
     encoding: Literal["space", "generic"] = "space",
     zero_cost: list[str] | None = None,
+    skip_equivalent: bool = False,
 ) -> Strategy:
     """Predictor-guided search, BANANAS (White et al. 2021; see ``_guided``): an ensemble of
     ``members`` small MLPs on the space's encoding (``nb201``: path encoding), trained on the
@@ -394,7 +405,9 @@ def bananas(
     the best ``acquisition`` (``ucb``: mean + ``beta`` · std; ``its``: BANANAS' independent
     Thompson sampling). ``encoding =
     "generic"`` uses the one-hot / ordinal encoding even where the space has its own;
-    ``zero_cost = ["synflow", ...]`` adds those proxies' scores as features."""
+    ``zero_cost = ["synflow", ...]`` adds those proxies' scores as features;
+    ``skip_equivalent`` leaves out candidates that build the same network as a trial
+    (``space.network_key``)."""
     from nas_hpo.strategies._guided import PredictorGuidedSampler
 
     _one_direction("bananas", setting)
@@ -406,7 +419,7 @@ def bananas(
         n_startup_trials=n_startup_trials, n_candidates=n_candidates, n_parents=n_parents,
         random_fraction=random_fraction, beta=beta, predictor_options=options,
         encoding=encoding, zero_cost=tuple(zero_cost or ()), proxies=setting.proxies,
-        seed=setting.seed)
+        skip_equivalent=skip_equivalent, seed=setting.seed)
     return Strategy("bananas", sampler, optuna.pruners.NopPruner())
 
 

@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_hpo.strategies._decided import DecidedSampler
-from nas_hpo.strategies._unseen import draw_new, evaluated_keys
+from nas_hpo.strategies._unseen import draw_new, evaluated_keys, key_of
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
@@ -53,6 +53,7 @@ class RegularizedEvolutionSampler(DecidedSampler):
         zero_cost_filter: int = 0,
         proxy: Callable[[Mapping[str, Any]], float] | None = None,
         unseen: bool = True,
+        skip_equivalent: bool = False,
     ) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
@@ -69,11 +70,12 @@ class RegularizedEvolutionSampler(DecidedSampler):
         self.zero_cost_filter = zero_cost_filter
         self.proxy = proxy
         self.unseen = unseen
+        self.key = key_of(space, skip_equivalent)
 
     def _new(self, draw: Callable[[], dict[str, Any]], seen: set[str] | None
              ) -> dict[str, Any]:
         """``draw()`` again while it repeats an architecture in ``seen`` (``_DRAWS`` at most)."""
-        return draw() if seen is None else draw_new(draw, seen, self.space, _DRAWS)[0]
+        return draw() if seen is None else draw_new(draw, seen, self.key, _DRAWS)[0]
 
     def propose(self, study: optuna.Study, trial: FrozenTrial
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -87,7 +89,7 @@ class RegularizedEvolutionSampler(DecidedSampler):
         ]
         finished.sort(key=lambda t: t.datetime_complete or t.datetime_start)
         population = finished[-self.population_size :]
-        seen = evaluated_keys(study, self.space) if self.unseen else None
+        seen = evaluated_keys(study, self.space, self.key) if self.unseen else None
         if len(population) < self.population_size:
             return self._new(lambda: self.space.sample(seed=rng), seen), {_PARENT: None}
         picks = rng.choice(len(population), size=self.sample_size, replace=False)

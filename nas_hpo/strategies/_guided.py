@@ -14,7 +14,8 @@ Each proposal, after ``n_startup_trials`` random ones:
    objective's data), so the predictor can use what the proxies know;
 2. the surrogate (``_predictor``: an ensemble of MLPs, or a GP) is fitted to the values;
 3. candidates are made by mutating the best finished configs (``space.mutate``, one or two
-   steps) and by random samples; architectures already evaluated or running are left out;
+   steps) and by random samples; architectures already evaluated or running are left out
+   (with ``skip_equivalent`` also those that build the same network, ``space.network_key``);
 4. the acquisition picks one: independent Thompson sampling (``its``, BANANAS' choice: one
    draw from each candidate's normal ``N(mean, std)``), ``ucb`` (mean + ``beta`` · std),
    ``ei`` (expected improvement over the best value) or ``mean``.
@@ -35,7 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas_hpo.strategies._decided import DecidedSampler
 from nas_hpo.strategies._predictor import PREDICTORS
-from nas_hpo.strategies._unseen import evaluated_keys
+from nas_hpo.strategies._unseen import evaluated_keys, key_of
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
@@ -68,9 +69,11 @@ class PredictorGuidedSampler(DecidedSampler):
         zero_cost: tuple[str, ...] = (),
         proxies: Callable[[Mapping[str, Any], tuple[str, ...]], Mapping[str, float]]
         | None = None,
+        skip_equivalent: bool = False,
         seed: int | None = None,
     ) -> None:
         super().__init__(space, seed=seed)
+        self.key = key_of(space, skip_equivalent)
         if predictor not in PREDICTORS:
             raise ValueError(f"predictor must be one of {sorted(PREDICTORS)}, got {predictor!r}")
         if acquisition not in ("its", "ucb", "ei", "mean"):
@@ -171,7 +174,7 @@ class PredictorGuidedSampler(DecidedSampler):
 
     def _candidates(self, study: optuna.Study, ranked: list[dict[str, Any]],
                     rng: np.random.Generator) -> list[dict[str, Any]]:
-        seen = evaluated_keys(study, self.space)
+        seen = evaluated_keys(study, self.space, self.key)
         out: dict[str, dict[str, Any]] = {}
         n_random = int(round(self.n_candidates * self.random_fraction))
         n_mutants = self.n_candidates - n_random
@@ -186,14 +189,14 @@ class PredictorGuidedSampler(DecidedSampler):
                     child = self.space.mutate(child, rng)  # two steps: a wider neighbourhood
             except ValueError:
                 continue  # a parent without a valid one-step change
-            key = self.space.arch_key(child)
+            key = self.key(child)
             if key not in seen:
                 out.setdefault(key, child)
         tries = 0
         while len(out) < self.n_candidates and tries < _MAX_RANDOM_TRIES + self.n_candidates:
             tries += 1
             child = self.space.sample(seed=rng)
-            key = self.space.arch_key(child)
+            key = self.key(child)
             if key not in seen:
                 out.setdefault(key, child)
         return list(out.values())

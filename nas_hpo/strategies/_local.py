@@ -12,7 +12,9 @@ neighbours (``"best"``). The first ``n_initial`` trials are random and the walk 
 the best of them (the paper's and NASLib's ``num_init``), which keeps one unlucky start from
 spending the budget on a poor region: it is what reduces the spread over seeds.
 
-Architectures already evaluated (or running) are never proposed again. The walk is not kept in
+Architectures already evaluated (or running) are never proposed again; with
+``skip_equivalent`` neither are those that build the same network as one of them
+(``space.network_key``: isomorphic NB201 cells), and the walk knows such a neighbour's value. The walk is not kept in
 memory: each trial records its center (``nas_hpo:ls:center``) and role, and every proposal is
 derived from the study's trials with a generator seeded by ``(seed, trial number)``: a seed
 repeats a study exactly, and a resumed study continues its walk from the last center (with
@@ -28,6 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_hpo.strategies._decided import DecidedSampler, pending_configs
+from nas_hpo.strategies._unseen import key_of
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
@@ -40,7 +43,8 @@ class LocalSearchSampler(DecidedSampler):
     """Local search over a ``SearchSpace`` (single objective); see the module doc."""
 
     def __init__(self, space: SearchSpace, *, n_initial: int = 10, improvement: str = "first",
-                 restart: str = "random", seed: int | None = None) -> None:
+                 restart: str = "random", skip_equivalent: bool = False,
+                 seed: int | None = None) -> None:
         if improvement not in ("best", "first"):
             raise ValueError(f"improvement must be 'best' or 'first', got {improvement!r}")
         if restart not in ("best", "random"):
@@ -49,6 +53,7 @@ class LocalSearchSampler(DecidedSampler):
         self.n_initial = max(1, n_initial)
         self.improvement = improvement
         self.restart = restart
+        self.key = key_of(space, skip_equivalent)
 
     def propose(self, study: optuna.Study, trial: FrozenTrial
                 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -59,16 +64,17 @@ class LocalSearchSampler(DecidedSampler):
         trials = study.get_trials(deepcopy=False)
         # The best finished trial of each architecture, by (signed) value.
         finished: dict[str, FrozenTrial] = {}
-        seen = {self.space.arch_key(c) for c in pending_configs(study) if self.space.is_valid(c)}
+        key = self.key
+        seen = {key(c) for c in pending_configs(study) if self.space.is_valid(c)}
         for t in trials:
             if not self.space.is_valid(t.params):
                 continue
-            key = self.space.arch_key(t.params)
-            seen.add(key)
+            k = key(t.params)
+            seen.add(k)
             if t.state == TrialState.COMPLETE and t.value is not None:
-                old = finished.get(key)
+                old = finished.get(k)
                 if old is None or sign * t.value > sign * old.value:
-                    finished[key] = t
+                    finished[k] = t
         by_number = {t.number: t for t in finished.values()}
         centers = [t.system_attrs[_CENTER] for t in trials
                    if t.number != trial.number and t.system_attrs.get(_CENTER) is not None]
@@ -76,7 +82,7 @@ class LocalSearchSampler(DecidedSampler):
         def random_start(walk: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
             for _ in range(100):
                 config = self.space.sample(seed=rng)
-                if self.space.arch_key(config) not in seen:
+                if key(config) not in seen:
                     break
             # A restart is the walk's next center; an initial draw is not (the walk starts
             # from the best of them).
@@ -87,7 +93,7 @@ class LocalSearchSampler(DecidedSampler):
 
         def unseen(t: FrozenTrial) -> list[dict[str, Any]]:
             return [c for c in self.space.neighbors(t.params)
-                    if self.space.arch_key(c) not in seen]
+                    if key(c) not in seen]
 
         def best_open() -> FrozenTrial | None:
             for t in sorted(finished.values(), key=lambda t: (-value(t), t.number)):
@@ -107,7 +113,7 @@ class LocalSearchSampler(DecidedSampler):
         for _ in range(len(finished) + 1):
             if center is None:
                 return random_start()
-            around = [finished[k] for k in map(self.space.arch_key,
+            around = [finished[k] for k in map(key,
                                                 self.space.neighbors(center.params))
                       if k in finished]
             better = [t for t in around if value(t) > value(center)]

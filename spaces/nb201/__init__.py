@@ -116,5 +116,5 @@ def nb201(*, C: AtLeast1 = 16, N: AtLeast1 = 5, width_mult: Positive = 1.0) -> S
                              partial_channels=partial_channels)
 
     key: Callable[[Mapping[str, Any]], str] = arch_str
-    return SearchSpace(params, builder=builder, arch_key=key, supernet=supernet,
-                       encoder=path_encoding)
+    return SearchSpace(params, builder=builder, arch_key=key, network_key=canonical,
+                       supernet=supernet, encoder=path_encoding)

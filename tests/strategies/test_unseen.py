@@ -3,6 +3,8 @@ regularized evolution's children."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import optuna
 import pytest
 
@@ -19,12 +21,14 @@ def small_score(config: dict) -> float:
     return sum(v == "conv" for v in config.values()) + 0.1 * (config["op_0"] == "pool")
 
 
-def repeats(study: optuna.Study, after: int = 0, on: SearchSpace = SMALL) -> int:
-    """Trials from number ``after`` on whose architecture (in space ``on``) an earlier trial
-    has."""
+def repeats(study: optuna.Study, after: int = 0, on: SearchSpace = SMALL,
+            key: Callable[[dict], str] | None = None) -> int:
+    """Trials from number ``after`` on whose architecture (in space ``on``; or whose ``key``)
+    an earlier trial has."""
+    key_of = key or on.arch_key
     seen, n = set(), 0
     for t in study.trials:
-        key = on.arch_key(t.params)
+        key = key_of(t.params)
         n += t.number >= after and key in seen
         seen.add(key)
     return n

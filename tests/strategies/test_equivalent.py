@@ -1,0 +1,64 @@
+"""Architectures that build the same network: ``SearchSpace.network_key`` (NAS-Bench-201's
+isomorphic cells) and the strategies' ``skip_equivalent``."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+import nas_hpo
+from nas_hpo import spaces
+from nas_hpo.spaces import nb201
+from tests.strategies.test_unseen import SMALL, repeats
+
+NB201 = spaces.get("nb201", C=4, N=1)
+
+
+def test_network_key_joins_isomorphic_nb201_cells_only():
+    # Edge 3<-1 runs from node 1, which gets nothing (its only input edge is none): whatever
+    # that edge does, the cell computes the same function.
+    a = nb201.from_arch_str("|none~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|"
+                            "nor_conv_1x1~1|skip_connect~2|")
+    b = {**a, "edge_3_1": "nor_conv_3x3"}
+    c = {**a, "edge_3_2": "nor_conv_3x3"}
+    assert NB201.arch_key(a) != NB201.arch_key(b)
+    assert NB201.network_key(a) == NB201.network_key(b) == nb201.canonical(a)
+    assert NB201.network_key(c) != NB201.network_key(a)
+    # Kept by copies of the space.
+    for copy in (spaces.widened(NB201, 2.0), NB201.with_builder(lambda c, **kw: None)):
+        assert copy.network_key(b) == copy.network_key(a)
+    # A space that says nothing: the architecture key.
+    config = SMALL.sample(seed=0)
+    assert SMALL.network_key(config) == SMALL.arch_key(config)
+
+
+def score(config: dict) -> float:
+    """A deterministic value per network (equal for isomorphic cells, as on NB201-digits)."""
+    key = nb201.canonical(config)
+    return key.count("nor_conv_3x3") + 0.5 * key.count("nor_conv_1x1") - 0.1 * len(key) / 40
+
+
+def same_networks(study: optuna.Study, after: int = 0) -> int:
+    """Trials from number ``after`` on whose network an earlier trial already built."""
+    return repeats(study, after, key=NB201.network_key)
+
+
+@pytest.mark.parametrize(("name", "options", "after", "seed"), [
+    ("tpe", {"n_startup_trials": 5}, 5, 1),
+    ("re", {"population_size": 10, "sample_size": 3}, 0, 1),
+    ("local_search", {"n_initial": 5}, 0, 2),
+    ("bananas", {"n_startup_trials": 5, "n_candidates": 30, "epochs": 20}, 5, 3),
+])
+def test_skip_equivalent_never_builds_a_network_twice(name, options, after, seed):
+    """After the random start-up of TPE and bananas (their own draws), none of the proposals
+    builds a network a trial built; without the option some do."""
+    def run(skip: bool, study_name: str = "s") -> optuna.Study:
+        return nas_hpo.run({"strategy": {"name": name, "skip_equivalent": skip, **options}},
+                           space=NB201, objective=score, storage=":memory:", n_trials=40,
+                           seed=seed, study_name=study_name)
+
+    plain, ours = run(False), run(True)
+    assert same_networks(plain, after) >= 1
+    assert same_networks(ours, after) == 0
+    # Seed-reproducible with the option as without.
+    assert [t.params for t in run(True, "again").trials] == [t.params for t in ours.trials]
