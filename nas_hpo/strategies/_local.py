@@ -14,11 +14,12 @@ spending the budget on a poor region: it is what reduces the spread over seeds.
 
 Architectures already evaluated (or running) are never proposed again; with
 ``skip_equivalent`` neither are those that build the same network as one of them
-(``space.network_key``: isomorphic NB201 cells), and the walk knows such a neighbour's value. The walk is not kept in
-memory: each trial records its center (``nas_hpo:ls:center``) and role, and every proposal is
-derived from the study's trials with a generator seeded by ``(seed, trial number)``: a seed
-repeats a study exactly, and a resumed study continues its walk from the last center (with
-the resumed run's own seed for its random choices, as for every strategy).
+(``space.network_key``: isomorphic NB201 cells), and the walk knows such a neighbour's value.
+The walk is not kept in memory: each trial records its center (``nas_hpo:ls:center``) and
+role, and every proposal is derived from the study's trials with a generator seeded by
+``(seed, trial number)``: a seed repeats a study exactly, and a resumed study continues its
+walk from the last center (with the resumed run's own seed for its random choices, as for
+every strategy).
 """
 
 from __future__ import annotations
