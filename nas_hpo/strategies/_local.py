@@ -30,8 +30,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_hpo.strategies._decided import DecidedSampler, pending_configs
-from nas_hpo.strategies._unseen import key_of
+from nas_hpo.strategies._decided import DecidedSampler
+from nas_hpo.strategies._unseen import evaluated_keys, key_of
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
@@ -66,13 +66,11 @@ class LocalSearchSampler(DecidedSampler):
         # The best finished trial of each architecture, by (signed) value.
         finished: dict[str, FrozenTrial] = {}
         key = self.key
-        seen = {key(c) for c in pending_configs(study) if self.space.is_valid(c)}
+        seen = evaluated_keys(study, self.space, key)
         for t in trials:
-            if not self.space.is_valid(t.params):
-                continue
-            k = key(t.params)
-            seen.add(k)
-            if t.state == TrialState.COMPLETE and t.value is not None:
+            if (t.state == TrialState.COMPLETE and t.value is not None
+                    and self.space.is_valid(t.params)):
+                k = key(t.params)
                 old = finished.get(k)
                 if old is None or sign * t.value > sign * old.value:
                     finished[k] = t

@@ -54,12 +54,9 @@ def key_of(space: SearchSpace, skip_equivalent: bool) -> Key:
     return space.network_key if skip_equivalent else space.arch_key
 
 
-def evaluated_keys(study: optuna.Study, space: SearchSpace, key: Key | None = None
-                   ) -> set[str]:
-    """The keys (``key``, default ``space.arch_key``) of the study's trials (any state: a
-    failed or pruned one is not proposed again either) and of the configs other workers are
-    running."""
-    key = key or space.arch_key
+def evaluated_keys(study: optuna.Study, space: SearchSpace, key: Key) -> set[str]:
+    """The ``key`` of each valid config of the study's trials (any state: a failed or pruned
+    one is not proposed again either) and of the configs other workers are running."""
     configs = [t.params for t in study.get_trials(deepcopy=False)]
     configs += pending_configs(study)
     return {key(c) for c in configs if space.is_valid(c)}

@@ -25,12 +25,12 @@ def repeats(study: optuna.Study, after: int = 0, on: SearchSpace = SMALL,
             key: Callable[[dict], str] | None = None) -> int:
     """Trials from number ``after`` on whose architecture (in space ``on``; or whose ``key``)
     an earlier trial has."""
-    key_of = key or on.arch_key
+    key = key or on.arch_key
     seen, n = set(), 0
     for t in study.trials:
-        key = key_of(t.params)
-        n += t.number >= after and key in seen
-        seen.add(key)
+        k = key(t.params)
+        n += t.number >= after and k in seen
+        seen.add(k)
     return n
 
 
