@@ -5,6 +5,8 @@
 #   train       one nb201 (C=16, N=5) trial against the PyTorch-tutorial loop, on digits and
 #               on 32x32 images, as a CUDA graph and eager; again in fp32
 #   zero_cost   the zero-cost floor and every proxy, in both layouts
+#   zc_concurrent  ZC_WORKERS concurrent processes building and scoring cells with synflow
+#               (each value a run; under MPS with MPS=1)
 #   concurrent  WORKERS concurrent trials on the one GPU (each value a run), with MPS=1 under
 #               NVIDIA's Multi-Process Service (started here, stopped at the end)
 #   study       a short study in memory (what trials record), then STUDY_TRIALS trials on
@@ -24,7 +26,7 @@
 set -uo pipefail
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-gpu-out}
-PARTS=${PARTS:-"test train zero_cost concurrent study"}
+PARTS=${PARTS:-"test train zero_cost zc_concurrent concurrent study"}
 EPOCHS=${EPOCHS:-20}             # epochs of the single-trial measurement (issue 4's reference)
 TRAIN_ARCHS=${TRAIN_ARCHS:-3}    # architectures per single-trial measurement
 WORKERS=${WORKERS:-"8 16 32"}    # concurrent trials sharing the GPU, one run per value
@@ -34,6 +36,8 @@ CONCURRENT_DATASETS=${CONCURRENT_DATASETS:-"digits random32"}
 MPS=${MPS:-1}                    # the concurrent runs and the study under MPS
 STUDY_TRIALS=${STUDY_TRIALS:-240}
 ZC_ARCHS=${ZC_ARCHS:-20}         # architectures per zero-cost measurement
+ZC_WORKERS=${ZC_WORKERS:-"1 8 16"}  # concurrent synflow processes, one run per value
+ZC_WINDOW=${ZC_WINDOW:-10}       # seconds of each concurrent synflow run
 PY=${PY:-python3}
 mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -65,7 +69,7 @@ if has zero_cost; then
             || echo "zero_cost $layout: FAILED"
     done
 fi
-if [[ "$MPS" == 1 && "$DEVICE" == cuda* ]] && { has concurrent || has study; }; then
+if [[ "$MPS" == 1 && "$DEVICE" == cuda* ]] && { has concurrent || has study || has zc_concurrent; }; then
     # MPS lets the kernels of several processes run on the GPU at once instead of in turns.
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps CUDA_MPS_LOG_DIRECTORY=/tmp/nvidia-mps-log
     mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
@@ -78,6 +82,11 @@ if [[ "$MPS" == 1 && "$DEVICE" == cuda* ]] && { has concurrent || has study; }; 
         echo quit | nvidia-cuda-mps-control 2>/dev/null
         unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
     fi
+fi
+if has zc_concurrent; then
+    "$PY" benchmarks/zero_cost_speed.py --device "$DEVICE" --archs 0 \
+        --workers $ZC_WORKERS --seconds "$ZC_WINDOW" 2>&1 | tee "$OUT/zero_cost_concurrent.txt" \
+        || echo "zc_concurrent: FAILED"
 fi
 if has concurrent; then
     "$PY" benchmarks/train_throughput.py --device "$DEVICE" --spaces nb201 \

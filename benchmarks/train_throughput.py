@@ -29,14 +29,13 @@ computes it as a depthwise convolution, ``train.avg_pools_as_convs``).
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +44,9 @@ from torch import nn
 from nas_hpo import data, objectives, spaces
 from nas_hpo.objectives import Context
 from nas_hpo.objectives import train as train_objective
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _window import per_second  # noqa: E402  (the benchmarks' folder, not a package)
 
 N_RANDOM32 = 1500  # 1,200 training images after the 80/20 split, like the digits run
 
@@ -146,25 +148,14 @@ def time_ours(space_name: str, dataset: str, configs: list[dict], device: torch.
     return times, seen
 
 
-def _worker(args: tuple, ready: Any, results: Any) -> None:
-    """Trials for ``seconds`` once every worker has warmed up; puts how many ended inside the
-    window and the process's peak GPU memory reserved by PyTorch (GiB) on ``results``."""
-    space_name, dataset, configs, device, epochs, batch_size, threads, extra, seconds = args
+def _trainer(job: tuple) -> Callable[[int], object]:
+    """One concurrent process's trial: ``trial(i)`` trains the i-th architecture (cyclically)."""
+    space_name, dataset, configs, device, epochs, batch_size, threads, extra = job
     torch.set_num_threads(threads)
     space = spaces.get(space_name)
     objective = objectives.get("train", dataset=dataset, epochs=epochs, batch_size=batch_size,
                                device=device, augment="none", **extra)
-    objective(configs[0], space=space, ctx=Context(seed=0))  # warm-up, not counted
-    ready.wait(timeout=300)
-    until = time.perf_counter() + seconds
-    done = 0
-    while True:
-        objective(configs[done % len(configs)], space=space, ctx=Context(seed=done))
-        if time.perf_counter() > until:  # (a trial that ends after the window is not counted)
-            break
-        done += 1
-    peak = torch.cuda.max_memory_reserved() / 2**30 if device.startswith("cuda") else 0.0
-    results.put((done, peak))
+    return lambda i: objective(configs[i % len(configs)], space=space, ctx=Context(seed=i))
 
 
 def concurrent(space_name: str, dataset: str, configs: list[dict], device: torch.device,
@@ -173,26 +164,9 @@ def concurrent(space_name: str, dataset: str, configs: list[dict], device: torch
     """Architectures per hour with ``workers`` concurrent trial processes, and their memory."""
     threads = max(1, (os.cpu_count() or 1) // workers) if device.type == "cpu" else 1
     data.load(dataset)
-    ctx = mp.get_context("spawn")
-    # The window opens when every process has imported, built and trained once.
-    ready, results = ctx.Barrier(workers + 1), ctx.Queue()
-    job = (space_name, dataset, configs, str(device), epochs, batch_size, threads, extra, seconds)
-    procs = [ctx.Process(target=_worker, args=(job, ready, results)) for _ in range(workers)]
-    for proc in procs:
-        proc.start()
-    ready.wait(timeout=300)  # (a worker that died breaks the barrier: no hang)
-    used = ""
-    if device.type == "cuda":
-        time.sleep(seconds / 2)
-        free, total = torch.cuda.mem_get_info(device)
-        used = f"GPU memory in use mid-window {(total - free) / 2**30:.1f} of {total / 2**30:.0f} GiB"
-    counts = [results.get(timeout=seconds + 300) for _ in procs]
-    for proc in procs:
-        proc.join()
-    done = sum(n for n, _ in counts)
-    if device.type == "cuda":
-        used += f", PyTorch's peak per process {max(p for _, p in counts):.2f} GiB"
-    return done * 3600 / seconds, used
+    job = (space_name, dataset, configs, str(device), epochs, batch_size, threads, extra)
+    rate, used = per_second(_trainer, job, device, workers, seconds)
+    return rate * 3600, used
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,10 @@ the trial's seed.
 The data stay on the training device as tensors for the whole run and batches are indexed
 there (augmentation too), so no Python data pipeline runs per batch; the loss is checked once
 per epoch, so the GPU is not synchronized after every step. On a CUDA device the step is
-captured once as a CUDA graph and replayed (``cuda_graph``; ``nas_hpo.training.TrainStep``):
-a small network's step is hundreds of short kernels whose launches cost more than running them. Batches and weights are in
+captured as a CUDA graph and replayed (``cuda_graph``; ``nas_hpo.training.TrainStep``: one
+graph for the full batches, one for the epoch's last, partial batch), and so is the
+validation pass (``nas_hpo.training.GraphedEvaluation``): a small network's step is hundreds
+of short kernels whose launches cost more than running them. Batches and weights are in
 channels_last on the CPU and on a GPU (oneDNN's and cuDNN's fast layout; see
 ``avoid_strided_pointwise_convs`` for the one oneDNN shape that needs a rewrite); on the CPU
 average pooling runs as a depthwise convolution (``avg_pools_as_convs``: PyTorch's CPU
@@ -43,6 +45,7 @@ from nas_hpo.training import (
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULES,
+    GraphedEvaluation,
     TrainingOptions,
     TrainStep,
     autocast_dtype,
@@ -71,8 +74,9 @@ class Train(TrainingOptions, Objective):
     precision: str = option("auto", choices=PRECISIONS)
     channels_last: bool | None = None
     compile: bool = False
-    #: On a CUDA device, capture the training step as a CUDA graph and replay it
-    #: (``nas_hpo.training.TrainStep``); false: launch it eagerly. Not used with ``compile``
+    #: On a CUDA device, capture the training step (``nas_hpo.training.TrainStep``) and the
+    #: evaluation passes (``GraphedEvaluation``) as CUDA graphs and replay them; false:
+    #: launch them eagerly. Not used with ``compile``
     #: or the ``onecycle`` schedule (it cycles the momentum, a constant in a captured step).
     cuda_graph: bool = True
     diverge_loss: float | None = option(None, gt=0)
@@ -224,9 +228,13 @@ class Train(TrainingOptions, Objective):
         epoch_seconds: list[float] = []
         test_curve: list[float] = []
         test_losses: list[float] = []
-        x_test = y_test = None
+        # (the validation pass, and the test pass of every epoch, as CUDA graphs with the step)
+        val_eval = GraphedEvaluation(model, x_val, y_val, autocast=autocast, graph=graph)
+        test_eval = None
         if self.test_every_epoch:
-            x_test, y_test = prepare(splits.x_test), splits.y_test.to(device)
+            test_eval = GraphedEvaluation(model, prepare(splits.x_test),
+                                          splits.y_test.to(device), autocast=autocast,
+                                          graph=graph)
         start = time.perf_counter()
         seen = 0
         for epoch in range(1, min(self.epochs, stop_after or self.epochs) + 1):
@@ -259,10 +267,9 @@ class Train(TrainingOptions, Objective):
             # (the accuracy on the augmented training batches as they were trained on)
             train_accs.append(step.correct.item() / max(seen - epoch_seen, 1))
             epoch_seconds.append(round(time.perf_counter() - epoch_start, 6))
-            val_acc, val_loss = evaluate(model, x_val, y_val, autocast=autocast)
-            if x_test is not None:
-                test_epoch_acc, test_epoch_loss = evaluate(model, x_test, y_test,
-                                                           autocast=autocast)
+            val_acc, val_loss = val_eval()
+            if test_eval is not None:
+                test_epoch_acc, test_epoch_loss = test_eval()
                 test_curve.append(test_epoch_acc)
                 test_losses.append(test_epoch_loss)
             curve.append(val_acc)
@@ -270,14 +277,18 @@ class Train(TrainingOptions, Objective):
             ctx.set_attr("learning_curve", curve)
             ctx.report(val_acc, epoch)
         train_time = time.perf_counter() - start
-        if x_test is not None:
+        if test_eval is not None:
             test_acc = test_curve[-1]
         else:
             test_acc, _ = evaluate(
                 model, prepare(splits.x_test), splits.y_test.to(device), autocast=autocast
             )
+        fallback = "; ".join(f"{what}: {e.fallback}" if what else e.fallback
+                             for what, e in (("", step), ("validation", val_eval),
+                                             ("test", test_eval))
+                             if e is not None and e.fallback)
         more: dict[str, Any] = {}
-        if x_test is not None:
+        if test_eval is not None:
             more = {"test_accuracy_curve": test_curve, "test_loss_curve": test_losses}
         return Result(
             (curve[-1],),
@@ -303,7 +314,7 @@ class Train(TrainingOptions, Objective):
                 "device": str(device),
                 "channels_last": channels_last,
                 "cuda_graph": step.captured,
-                **({"cuda_graph_fallback": step.fallback} if step.fallback else {}),
+                **({"cuda_graph_fallback": fallback} if fallback else {}),
                 "precision": "bf16" if autocast is not None else "fp32",
             },
         )

@@ -20,14 +20,16 @@ from nas_hpo.training._recipe import (
     SCHEDULES,
     autocast_dtype,
     evaluate,
+    evaluation_sums,
     resolve_device,
     subset,
 )
-from nas_hpo.training._step import GRAPH_WARMUP, TrainStep
+from nas_hpo.training._step import GRAPH_WARMUP, GraphedEvaluation, TrainStep
 
 __all__ = [
     "AUGMENT",
     "GRAPH_WARMUP",
+    "GraphedEvaluation",
     "MIN_POOL_PIXELS",
     "OPTIMIZERS",
     "PRECISIONS",
@@ -40,6 +42,7 @@ __all__ = [
     "avoid_strided_pointwise_convs",
     "check_device",
     "evaluate",
+    "evaluation_sums",
     "pytorch_avg_pools",
     "recalibrate_batch_norms",
     "resolve_device",

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 __all__ = ["AUGMENT", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "autocast_dtype",
-           "evaluate", "resolve_device", "subset"]
+           "evaluate", "evaluation_sums", "resolve_device", "subset"]
 
 
 def _sgd(params: Any, o: Any, fused: bool, capturable: bool = False) -> torch.optim.Optimizer:
@@ -117,7 +117,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     x: torch.Tensor,
@@ -129,13 +128,25 @@ def evaluate(
     model.eval()
     correct = torch.zeros((), device=x.device)
     loss = torch.zeros((), device=x.device)
+    evaluation_sums(model, x, y, correct, loss, batch_size=batch_size, autocast=autocast)
+    return correct.item() / len(x), loss.item() / len(x)
+
+
+@torch.no_grad()
+def evaluation_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, correct: torch.Tensor,
+                    loss: torch.Tensor, *, batch_size: int = 1024,
+                    autocast: torch.dtype | None = None, cache: bool = True) -> None:
+    """Set ``correct`` and ``loss`` (0-d tensors on ``x``'s device) to the number of correct
+    predictions and the summed cross-entropy of ``model`` on ``(x, y)``, in chunks of
+    ``batch_size``, without a synchronization; ``cache``: autocast's weight-cast cache."""
+    correct.zero_()
+    loss.zero_()
     for i in range(0, len(x), batch_size):
         with torch.autocast(x.device.type, dtype=autocast or torch.float32,
-                            enabled=autocast is not None):
+                            enabled=autocast is not None, cache_enabled=cache):
             out = model(x[i : i + batch_size]).float()
         loss += nn.functional.cross_entropy(out, y[i : i + batch_size], reduction="sum")
         correct += (out.argmax(1) == y[i : i + batch_size]).sum()
-    return correct.item() / len(x), loss.item() / len(x)
 
 
 def subset(y: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:

@@ -11,7 +11,14 @@ from torch import nn
 
 from nas_hpo import objectives, spaces
 from nas_hpo.objectives import Context
-from nas_hpo.training import GRAPH_WARMUP, OPTIMIZERS, SCHEDULES, TrainStep
+from nas_hpo.training import (
+    GRAPH_WARMUP,
+    OPTIMIZERS,
+    SCHEDULES,
+    GraphedEvaluation,
+    TrainStep,
+    evaluate,
+)
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                           reason="no CUDA device here: the CUDA-graph step runs on a GPU only")
@@ -99,7 +106,8 @@ def test_a_step_the_capture_cannot_take_trains_eagerly_and_says_why(monkeypatch)
 
     def as_if_graph(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
-        self.graph, self._warm = True, GRAPH_WARMUP  # warmed up: the next full batch captures
+        # warmed up: the next full batch captures
+        self.graph, self._warm = True, {self.batch_size: GRAPH_WARMUP}
 
     monkeypatch.setattr(TrainStep, "__init__", as_if_graph)
     model, sums, step = _run(cpu, graph=False)
@@ -108,6 +116,20 @@ def test_a_step_the_capture_cannot_take_trains_eagerly_and_says_why(monkeypatch)
     assert sums == pytest.approx(ref_sums, rel=1e-6)
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q)
+
+
+def test_the_evaluation_without_a_graph_is_evaluate():
+    torch.manual_seed(0)
+    model = _net()
+    x, y = torch.randn(50, 3, 8, 8), torch.randint(0, 5, (50,))
+    evaluation = GraphedEvaluation(model, x, y, autocast=None, batch_size=16)
+    for _ in range(2):
+        assert evaluation() == pytest.approx(evaluate(model, x, y, batch_size=16), rel=1e-6)
+        with torch.no_grad():
+            model[0].weight.mul_(-1.5)  # a trained step: the next evaluation sees it
+    assert not evaluation.captured and evaluation.fallback is None
+    with pytest.raises(ValueError, match="a CUDA graph needs a CUDA device, not cpu"):
+        GraphedEvaluation(model, x, y, autocast=None, graph=True)
 
 
 def test_train_records_whether_the_step_was_a_graph_and_the_option_is_declared():
@@ -130,11 +152,14 @@ def deterministic():
 @pytest.mark.parametrize("autocast", [None, torch.bfloat16])
 def test_the_graph_trains_as_the_eager_step(deterministic, optimizer, autocast):
     """Same parameters and loss sums within float tolerance, the schedule applied between
-    replays, the last partial batch of each epoch (100 = 6 × 16 + 4) trained eagerly."""
+    replays, the last partial batch of each epoch (100 = 6 × 16 + 4): eager in the first epoch,
+    then its own graph."""
     dev = torch.device("cuda")
     eager, eager_sums, _ = _run(dev, graph=False, optimizer=optimizer, autocast=autocast)
     graphed, graph_sums, step = _run(dev, graph=True, optimizer=optimizer, autocast=autocast)
+    assert step.fallback is None
     assert step.captured
+    assert step.graphed_sizes == [16, 4]  # the partial batch, a graph from the 2nd epoch on
     tol = 1e-4 if autocast is None else 2e-2
     assert graph_sums == pytest.approx(eager_sums, rel=tol)
     for p, q in zip(graphed.parameters(), eager.parameters(), strict=True):
@@ -174,10 +199,41 @@ def test_train_on_cuda_captures_by_default_and_matches_eager(deterministic):
     eager = objectives.get("train", cuda_graph=False, **common)(config, space=space,
                                                                  ctx=Context(seed=0))
     assert graphed.user_attrs["cuda_graph"] is True
+    assert "cuda_graph_fallback" not in graphed.user_attrs
     assert eager.user_attrs["cuda_graph"] is False
     assert graphed.user_attrs["train_loss_curve"] == pytest.approx(
         eager.user_attrs["train_loss_curve"], rel=1e-3)
     assert graphed.values[0] == pytest.approx(eager.values[0], abs=0.02)
+    # the second epoch's validation pass is a replay
+    assert graphed.user_attrs["val_loss_curve"] == pytest.approx(
+        eager.user_attrs["val_loss_curve"], rel=2e-2)
     onecycle = objectives.get("train", schedule="onecycle", **common)(config, space=space,
                                                                        ctx=Context(seed=0))
     assert onecycle.user_attrs["cuda_graph"] is False  # it cycles the momentum
+
+
+@cuda
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+def test_the_graphed_evaluation_is_evaluate_and_sees_the_new_weights(deterministic, autocast):
+    """Eager first, then captured, then replayed: each time what ``evaluate`` gives for the
+    weights and BN statistics the model has then (changed in place between calls, as the
+    training step changes them); 1,000 images in chunks of 256 (a partial last chunk)."""
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    model = _net().to(dev)
+    x, y = torch.randn(1000, 3, 8, 8, device=dev), torch.randint(0, 5, (1000,), device=dev)
+    evaluation = GraphedEvaluation(model, x, y, autocast=autocast, batch_size=256, graph=True)
+    seen = []
+    for call in range(4):
+        acc, loss = evaluation()
+        ref_acc, ref_loss = evaluate(model, x, y, batch_size=256, autocast=autocast)
+        assert evaluation.captured == (call >= 1)
+        assert acc == pytest.approx(ref_acc, abs=2e-3)
+        assert loss == pytest.approx(ref_loss, rel=1e-4 if autocast is None else 1e-2)
+        seen.append(loss)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.3)
+            model[1].running_mean.add_(0.5)
+    assert len(set(seen)) == 4  # the replays did not return one frozen value
+    assert evaluation.fallback is None
