@@ -7,6 +7,9 @@ Three steps, each resumable:
     python benchmarks/nb201_digits.py generate --workers 2
     python benchmarks/nb201_digits.py build
 
+``generate --device cuda --raw DIR`` trains on a GPU instead (``build --raw DIR --table FILE``
+makes that run's table; benchmarks/README.md compares it with the shipped one).
+
 ``pilot`` trains random cells with two training seeds under a recipe and prints how well the
 seeds agree (Kendall's tau of the final validation accuracy, over all cells and over the better
 half) — the recipe of the table is the one whose seeds agree. ``generate`` trains one cell of
@@ -72,15 +75,17 @@ def classes() -> dict[str, str]:
     return out
 
 
-def train_cell(arch: str, seed: int, recipe: dict) -> list[dict]:
-    """One training of the cell: a row per epoch."""
+def train_cell(arch: str, seed: int, recipe: dict, device: str = "cpu") -> list[dict]:
+    """One training of the cell on ``device`` (the train objective's defaults there): a row
+    per epoch."""
     from nas_hpo import objectives, spaces
     from nas_hpo._objective import Context
     from nas_hpo.spaces import nb201
 
     space = spaces.get("nb201", C=recipe["C"], N=recipe["N"])
     options = {k: v for k, v in recipe.items() if k not in ("C", "N")}
-    objective = objectives.get("train", dataset="digits", test_every_epoch=True, **options)
+    objective = objectives.get("train", dataset="digits", test_every_epoch=True, device=device,
+                               **options)
     result = objective(nb201.from_arch_str(arch), space=space, ctx=Context(seed=seed))
     a = result.user_attrs
     return [{"train_accuracy": a["train_accuracy_curve"][e], "train_loss": a["train_loss_curve"][e],
@@ -95,10 +100,10 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _job(job: tuple[str, int, dict]) -> dict:
-    arch, seed, recipe = job
+def _job(job: tuple[str, int, dict, str]) -> dict:
+    arch, seed, recipe, device = job
     try:
-        return {"arch": arch, "seed": seed, "epochs": train_cell(arch, seed, recipe)}
+        return {"arch": arch, "seed": seed, "epochs": train_cell(arch, seed, recipe, device)}
     except Exception as e:  # a cell whose training fails is a row with its reason
         return {"arch": arch, "seed": seed, "error": f"{type(e).__name__}: {e}"}
 
@@ -138,7 +143,7 @@ def pilot(args: argparse.Namespace) -> None:
     out = RAW / "pilot" / (hashlib.sha1(name.encode()).hexdigest()[:10] + ".jsonl")
     cells = random.Random(args.seed).sample(all_cells(), args.cells)
     have = {(r["arch"], r["seed"]) for r in _read(out)}
-    jobs = [(a, s, recipe) for a in cells for s in SEEDS if (a, s) not in have]
+    jobs = [(a, s, recipe, "cpu") for a in cells for s in SEEDS if (a, s) not in have]
     _run(jobs, args.workers, out)
     rows = [r for r in _read(out) if "epochs" in r and r["arch"] in set(cells)]
     final = {(r["arch"], r["seed"]): r["epochs"][-1]["val_accuracy"] for r in rows}
@@ -157,9 +162,9 @@ def pilot(args: argparse.Namespace) -> None:
 
 def generate(args: argparse.Namespace) -> None:
     reps = sorted(set(classes().values()))
-    out = RAW / "runs.jsonl"
+    out = args.raw / "runs.jsonl"
     have = {(r["arch"], r["seed"]) for r in _read(out)}
-    jobs = [(a, s, RECIPE) for s in SEEDS for a in reps if (a, s) not in have]
+    jobs = [(a, s, RECIPE, args.device) for s in SEEDS for a in reps if (a, s) not in have]
     print(f"{len(reps)} classes x {len(SEEDS)} seeds; {len(jobs)} trainings to go", flush=True)
     _run(jobs, args.workers, out)
 
@@ -181,12 +186,13 @@ def build(args: argparse.Namespace) -> None:
     import pandas as pd
 
     rep = classes()
-    runs = {(r["arch"], r["seed"]): r["epochs"] for r in _read(RAW / "runs.jsonl")
+    runs = {(r["arch"], r["seed"]): r["epochs"] for r in _read(args.raw / "runs.jsonl")
             if "epochs" in r}
+    table = args.table
     missing = sorted({a for a in rep.values() for s in SEEDS if (a, s) not in runs})
     if missing:
         raise SystemExit(f"{len(missing)} classes are not trained yet; run `generate` first")
-    costs_file = RAW / "costs.json"
+    costs_file = args.raw / "costs.json"
     costs = json.loads(costs_file.read_text()) if costs_file.exists() else {}
     todo = [a for a in rep if a not in costs]
     if todo:
@@ -212,14 +218,14 @@ def build(args: argparse.Namespace) -> None:
         frame[name] = frame[name].astype("float32")
     for name in ("seed", "epoch"):
         frame[name] = frame[name].astype("int8")
-    TABLE.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(TABLE, compression="zstd", index=False)
-    digest = hashlib.sha256(TABLE.read_bytes()).hexdigest()
-    TABLE.with_suffix(".parquet.sha256").write_text(f"{digest}  {TABLE.name}\n")
+    table.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(table, compression="zstd", index=False)
+    digest = hashlib.sha256(table.read_bytes()).hexdigest()
+    table.with_suffix(".parquet.sha256").write_text(f"{digest}  {table.name}\n")
     final = frame[frame.epoch == frame.epoch.max()].groupby("arch")[["val_accuracy",
                                                                      "test_accuracy"]].mean()
     print(json.dumps({"rows": len(frame), "cells": frame.arch.nunique(),
-                      "classes": frame.unique.nunique(), "bytes": TABLE.stat().st_size,
+                      "classes": frame.unique.nunique(), "bytes": table.stat().st_size,
                       "sha256": digest,
                       "val_accuracy_range": [float(final.val_accuracy.min()),
                                              float(final.val_accuracy.max())],
@@ -239,8 +245,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=1)
     g = sub.add_parser("generate")
     g.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+    g.add_argument("--device", default="cpu",
+                   help="where the cells train (the shipped table: cpu; on cuda the train "
+                        "objective's GPU defaults: bf16, channels_last, CUDA graphs)")
     b = sub.add_parser("build")
     b.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
+    b.add_argument("--table", type=Path, default=TABLE, help="the Parquet file to write")
+    for q in (g, b):
+        q.add_argument("--raw", type=Path, default=RAW,
+                       help="the folder of the trainings (runs.jsonl) and the costs")
     args = parser.parse_args(argv)
     {"pilot": pilot, "generate": generate, "build": build}[args.step](args)
 
