@@ -36,7 +36,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import optuna
@@ -95,6 +95,7 @@ class SmacSampler(BaseSampler):
         forest: str = "onehot",
         maximizer: str = "unseen",
         random_probability: float | None = None,
+        skip_equivalent: bool = False,
     ) -> None:
         if facade not in ("hpo", "blackbox"):
             raise ValueError(f"facade must be 'hpo' or 'blackbox', got {facade!r}")
@@ -102,6 +103,9 @@ class SmacSampler(BaseSampler):
             raise ValueError(f"forest must be 'onehot' or 'smac', got {forest!r}")
         if maximizer not in ("unseen", "smac"):
             raise ValueError(f"maximizer must be 'unseen' or 'smac', got {maximizer!r}")
+        if skip_equivalent and maximizer != "unseen":
+            raise ValueError("skip_equivalent needs maximizer = 'unseen' (SMAC's own maximizer "
+                             "has no way to skip a network the study has)")
         if facade == "blackbox" and fidelity is not None:
             raise ValueError("the black-box facade has no fidelities; use the HPO facade")
         if random_probability is not None and not 0 <= random_probability <= 1:
@@ -123,6 +127,7 @@ class SmacSampler(BaseSampler):
         self.forest = forest
         self.maximizer = maximizer
         self.random_probability = random_probability
+        self.skip_equivalent = skip_equivalent
         self.seed = seed
         self.n_initial = n_initial
         self._smac: Any = None
@@ -173,6 +178,8 @@ class SmacSampler(BaseSampler):
 
             # The facade's maximizer with its settings, proposing only new configurations.
             maximizer.__class__ = UnseenLocalAndSortedRandomSearch
+            if self.skip_equivalent:
+                maximizer.key = _network_key(self.space)
         _order_start_points(getattr(maximizer, "_local_search", None))
         if self.random_probability is not None:
             extra["random_design"] = facade.get_random_design(
@@ -282,12 +289,23 @@ class SmacSampler(BaseSampler):
             )
 
 
+def _network_key(space: SearchSpace) -> Callable[[Any], Any]:
+    """A ConfigSpace configuration's ``space.network_key`` (an invalid one: itself)."""
+
+    def key(config: Any) -> Any:
+        values = configspace_values(dict(config).items())
+        return space.network_key(values) if space.is_valid(values) else config
+
+    return key
+
+
 @register("smac", objectives="one", test_options={"n_initial": 2})
 def smac(setting: Setting, *, n_initial: AtLeast1 = 10,
          facade: Literal["hpo", "blackbox"] = "hpo",
          forest: Literal["onehot", "smac"] = "onehot",
          maximizer: Literal["unseen", "smac"] = "unseen",
-         random_probability: Probability | None = None) -> Strategy:
+         random_probability: Probability | None = None,
+         skip_equivalent: bool | None = None) -> Strategy:
     """SMAC3's BO on the space's ConfigSpace, ask/tell (see ``_smac``): ``facade = "hpo"``
     (random forest, SMAC's default for categorical and conditional spaces) or ``"blackbox"``
     (Gaussian process); ``n_initial`` Sobol configurations before the model takes over.
@@ -296,11 +314,15 @@ def smac(setting: Setting, *, n_initial: AtLeast1 = 10,
     candidate the acquisition search scored and was not evaluated yet (``_smac_maximizer``),
     ``"smac"`` hands over SMAC's own few local-search end points. ``random_probability``: the
     share of proposals SMAC interleaves at random (its facade's: 0.2 for ``hpo``, 0.084 for
-    ``blackbox``)."""
+    ``blackbox``). ``skip_equivalent`` (with ``maximizer = "unseen"`` only; unset: on with it):
+    the maximizer also leaves out configurations building a network the study has
+    (``space.network_key``: NB201's isomorphic cells; on other spaces the same as without)."""
     _one_direction("smac", setting)
     sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial, facade=facade,
                           forest=forest, maximizer=maximizer,
-                          random_probability=random_probability)
+                          random_probability=random_probability,
+                          skip_equivalent=(maximizer == "unseen" if skip_equivalent is None
+                                           else skip_equivalent))
     return Strategy("smac", sampler, optuna.pruners.NopPruner())
 
 
@@ -317,10 +339,12 @@ def smac_hyperband(
     forest: Literal["onehot", "smac"] = "onehot",
     maximizer: Literal["unseen", "smac"] = "unseen",
     random_probability: Probability | None = None,
+    skip_equivalent: bool = False,
 ) -> Strategy:
     """SMAC3's multi-fidelity facade (Hyperband intensifier + random forest, BOHB-like); each
     (config, budget) run is a trial whose objective gets ``{fidelity: budget}``; ``forest``
-    ``maximizer`` and ``random_probability`` (SMAC's: 0.2) as for ``smac``."""
+    ``maximizer``, ``random_probability`` (SMAC's: 0.2) and ``skip_equivalent`` as for
+    ``smac``, but ``skip_equivalent`` off by default (no gain measured here)."""
     _one_direction("smac_hyperband", setting)
     if fidelity not in setting.fidelities:
         has = ", ".join(setting.fidelities) or "none"
@@ -331,5 +355,6 @@ def smac_hyperband(
     sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial,
                           fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
                           eta=eta, forest=forest, maximizer=maximizer,
-                          random_probability=random_probability)
+                          random_probability=random_probability,
+                          skip_equivalent=skip_equivalent)
     return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner(), multi_fidelity=True)

@@ -48,9 +48,11 @@ def same_networks(study: optuna.Study, after: int = 0) -> int:
     ("re", {"population_size": 10, "sample_size": 3}, 0, 1),
     ("local_search", {"n_initial": 5}, 0, 2),
     ("bananas", {"n_startup_trials": 5, "n_candidates": 30, "epochs": 20}, 5, 3),
+    # (no random interleaving: those proposals are SMAC's random design, not its maximizer's)
+    ("smac", {"n_initial": 5, "random_probability": 0}, 5, 1),
 ])
 def test_skip_equivalent_never_builds_a_network_twice(name, options, after, seed):
-    """After the random start-up of TPE and bananas (their own draws), none of the proposals
+    """After the random start-up of TPE, bananas and SMAC (their own draws), none of the proposals
     builds a network a trial built; without the option some do."""
     def run(skip: bool, study_name: str = "s") -> optuna.Study:
         return nas_hpo.run({"strategy": {"name": name, "skip_equivalent": skip, **options}},
@@ -62,3 +64,15 @@ def test_skip_equivalent_never_builds_a_network_twice(name, options, after, seed
     assert same_networks(ours, after) == 0
     # Seed-reproducible with the option as without.
     assert [t.params for t in run(True, "again").trials] == [t.params for t in ours.trials]
+
+
+def test_smac_skips_equivalent_networks_only_with_its_own_maximizer():
+    """Unset, ``skip_equivalent`` follows ``maximizer``; asked for with SMAC's own maximizer
+    (which cannot skip anything), it is refused, saying why."""
+    def run(**options) -> optuna.Study:
+        return nas_hpo.run({"strategy": {"name": "smac", "n_initial": 2, **options}},
+                           space=NB201, objective=score, storage=":memory:", n_trials=3, seed=0)
+
+    assert len(run(maximizer="smac").trials) == 3
+    with pytest.raises(ValueError, match="skip_equivalent needs maximizer = 'unseen'"):
+        run(maximizer="smac", skip_equivalent=True)
