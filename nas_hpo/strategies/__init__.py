@@ -396,7 +396,7 @@ def bananas(
     epochs: AtLeast1 = 200,
     encoding: Literal["space", "generic"] = "space",
     zero_cost: list[str] | None = None,
-    skip_equivalent: bool = False,
+    skip_equivalent: bool = True,
 ) -> Strategy:
     """Predictor-guided search, BANANAS (White et al. 2021; see ``_guided``): an ensemble of
     ``members`` small MLPs on the space's encoding (``nb201``: path encoding), trained on the
@@ -406,8 +406,8 @@ def bananas(
     Thompson sampling). ``encoding =
     "generic"`` uses the one-hot / ordinal encoding even where the space has its own;
     ``zero_cost = ["synflow", ...]`` adds those proxies' scores as features;
-    ``skip_equivalent`` leaves out candidates that build the same network as a trial
-    (``space.network_key``)."""
+    ``skip_equivalent`` (on by default) leaves out candidates that build the same network as a
+    trial (``space.network_key``)."""
     from nas_hpo.strategies._guided import PredictorGuidedSampler
 
     _one_direction("bananas", setting)
