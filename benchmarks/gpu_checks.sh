@@ -21,8 +21,10 @@
 # first, and everything imports nas_hpo from there (pytest with -P: not from the checkout,
 # whose layout maps spaces/ and objectives/ into the package only when installed). On an
 # H200 the parts took 282 s (all but the 20-epoch train part) and 253 s (test, train,
-# concurrent with WORKERS="16 32" on digits, study) in two calls; all of them at these sizes
-# is an estimated 8-9 minutes: choose PARTS to stay inside a 10-minute call.
+# concurrent with WORKERS="16 32" on digits, study) in two calls; later 248 s for test, train
+# (20 epochs), zc_concurrent (ZC_WORKERS="1 16"), concurrent (WORKERS=16, digits) and study in
+# one; all of them at these sizes is an estimated 8-9 minutes: choose PARTS to stay inside a
+# 10-minute call.
 set -uo pipefail
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-gpu-out}
