@@ -91,14 +91,10 @@ class TrainStep:
         if n in self._graphs:
             self._replay(self._graphs[n], xb, yb)
         elif not self._may_capture(n):
-            if self._graphs:
-                # Keep the gradients the graphs write (set to None, the next eager backward
-                # would allocate new ones outside their pools); zeroed, this backward fills them.
-                self.optimizer.zero_grad(set_to_none=False)
+            self._zero_grads()
             self._eager(xb, yb, cache=True)
         elif self._warm.get(n, 0) < (GRAPH_WARMUP if n == self.batch_size else 1):
-            if self._graphs:
-                self.optimizer.zero_grad(set_to_none=False)
+            self._zero_grads()
             side = self._side = self._side or torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
@@ -123,8 +119,7 @@ class TrainStep:
                     self.fallback = self.fallback or f"batches of {n}: {reason}"
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)  # the error surfaces here, not later
-                if self._graphs:
-                    self.optimizer.zero_grad(set_to_none=False)
+                self._zero_grads()
                 self._eager(xb, yb, cache=True)
                 return
             self._replay(self._graphs[n], xb, yb)
@@ -137,9 +132,15 @@ class TrainStep:
             return True
         return self.captured and len(self._graphs) < MAX_GRAPHS
 
+    def _zero_grads(self) -> None:
+        """Before an eager step: gradients set to None while no graph exists; once one does,
+        zeroed in place (the graphs write those tensors: set to None, the next eager backward
+        would allocate new ones outside their pools; zeroed, it fills them)."""
+        self.optimizer.zero_grad(set_to_none=not self._graphs)
+
     def _eager(self, xb: torch.Tensor, yb: torch.Tensor, *, cache: bool) -> None:
-        if not self._graphs:
-            self.optimizer.zero_grad(set_to_none=True)
+        """One step on gradients the caller has reset (``_zero_grads``, or None before a
+        capture, whose backward then allocates them in the graph's pool)."""
         with torch.autocast(self.device.type, dtype=self.autocast or torch.float32,
                             enabled=self.autocast is not None, cache_enabled=cache):
             out = self.model(xb)
@@ -158,7 +159,6 @@ class TrainStep:
         # before it keep theirs: a pool's memory stays the graph's); nothing zeroes them.
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        graphs, self._graphs = self._graphs, {}  # (_eager: no graph yet, gradients None)
         try:
             for g, lr in zip(groups, lrs, strict=True):
                 g["lr"] = lr
@@ -166,7 +166,6 @@ class TrainStep:
             with torch.cuda.graph(graph):
                 self._eager(x, y, cache=False)
         finally:
-            self._graphs = graphs
             # The schedule goes on setting floats; _replay copies them into the tensors.
             for g, lr in zip(groups, floats, strict=True):
                 g["lr"] = lr
