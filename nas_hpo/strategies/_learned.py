@@ -13,21 +13,28 @@ from nas_hpo.strategies import Setting, Strategy, _one_direction, register
 
 
 @register("reinforce", objectives="one")
-def reinforce(setting: Setting, *, learning_rate: Positive = 0.01,
+def reinforce(setting: Setting, *, learning_rate: Positive = 0.05,
               baseline_decay: Annotated[float, Allowed(ge=0, lt=1)] = 0.9,
               entropy_weight: Annotated[float, Allowed(ge=0)] = 0.05,
-              hidden: AtLeast1 = 32) -> Strategy:
+              hidden: AtLeast1 = 32, unseen: bool = True,
+              skip_equivalent: bool = True) -> Strategy:
     """An RL controller trained with REINFORCE (Zoph & Le 2017; see ``_reinforce``): an LSTM
     policy over the space's active parameters in the space's order, a moving-average baseline
     (``baseline_decay``) and an entropy bonus (``entropy_weight``), one Adam step
-    (``learning_rate``) per finished trial. With the ``supernet`` objective it searches one
-    shared supernet, as ENAS does."""
+    (``learning_rate``) per finished trial. ``unseen``: a draw repeating an architecture the
+    study has is drawn again from the policy (then a new one-step mutation of it, then a new
+    random architecture is taken), with ``skip_equivalent`` also one building the same network
+    (``space.network_key``); ``unseen = false``, ``learning_rate = 0.01`` is Zoph & Le's
+    sampling at the old default (on NB201-digits the policy then collapses onto cells it has,
+    and a larger step makes it collapse sooner). With
+    the ``supernet`` objective it searches one shared supernet, as ENAS does."""
     from nas_hpo.strategies._reinforce import ReinforceSampler
 
     _one_direction("reinforce", setting)
     sampler = ReinforceSampler(setting.space, learning_rate=learning_rate,
                                baseline_decay=baseline_decay, entropy_weight=entropy_weight,
-                               hidden=hidden, seed=setting.seed)
+                               hidden=hidden, unseen=unseen,
+                               skip_equivalent=skip_equivalent, seed=setting.seed)
     return Strategy("reinforce", sampler, optuna.pruners.NopPruner())
 
 

@@ -50,10 +50,11 @@ def same_networks(study: optuna.Study, after: int = 0) -> int:
     ("bananas", {"n_startup_trials": 5, "n_candidates": 30, "epochs": 20}, 5, 3),
     # (no random interleaving: those proposals are SMAC's random design, not its maximizer's)
     ("smac", {"n_initial": 5, "random_probability": 0}, 5, 1),
+    ("reinforce", {"unseen": True}, 0, 1),
 ])
 def test_skip_equivalent_never_builds_a_network_twice(name, options, after, seed):
     """After the random start-up of TPE, bananas and SMAC (their own draws), none of the proposals
-    builds a network a trial built; without the option some do."""
+    (reinforce's with ``unseen``) builds a network a trial built; without the option some do."""
     def run(skip: bool, study_name: str = "s") -> optuna.Study:
         return nas_hpo.run({"strategy": {"name": name, "skip_equivalent": skip, **options}},
                            space=NB201, objective=score, storage=":memory:", n_trials=40,

@@ -1,5 +1,5 @@
 """Proposals kept off architectures the study already has: TPE through ``UnseenSampler``,
-regularized evolution's children."""
+regularized evolution's children, reinforce's draws."""
 
 from __future__ import annotations
 
@@ -76,6 +76,19 @@ def test_evolution_children_are_new_architectures():
     assert repeats(plain) >= 3  # children equal to an architecture already evaluated
     assert repeats(ours) == 0
     assert max(t.value for t in ours.trials) == 3.0  # the best of the 27 among 20 new ones
+
+
+def test_reinforce_draws_new_architectures_and_reproduces():
+    def run(unseen: bool, name: str = "r") -> optuna.Study:
+        return nas_hpo.run({"strategy": {"name": "reinforce", "learning_rate": 0.1,
+                                         "unseen": unseen}},
+                           space=SMALL, objective=small_score, storage=":memory:",
+                           n_trials=24, seed=0, study_name=name)
+
+    plain, ours = run(False), run(True)
+    assert repeats(plain) >= 3  # a policy that learns draws its favourites again
+    assert repeats(ours) == 0
+    assert [t.params for t in run(True, "again").trials] == [t.params for t in ours.trials]
 
 
 def test_retries_must_not_be_negative():
