@@ -55,7 +55,7 @@ from torch import nn
 
 from nas_hpo.space import Categorical, Constant, Float, Integer
 from nas_hpo.strategies._decided import DecidedSampler
-from nas_hpo.strategies._unseen import draw_new, evaluated_keys, key_of
+from nas_hpo.strategies._unseen import draw_new, evaluated_keys, key_of, new_nearby
 
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
@@ -64,12 +64,10 @@ if TYPE_CHECKING:
 _GRID = 16
 #: Draws of a forbidden config before the last one is left to the engine (it records it).
 _REDRAWS = 100
-#: With ``unseen``: draws of the policy, then one-step mutations of its last draw, then
-#: random architectures, until one is new (else the repeat goes through and the engine
+#: With ``unseen``: draws of the policy until one is new (then ``new_nearby``: a new mutation
+#: of the last draw, a new random architecture; else the repeat goes through and the engine
 #: answers it from the record).
 _NEW_DRAWS = 100
-_MUTATIONS = 50
-_RANDOM_DRAWS = 200
 _PROBS = "nas_hpo:reinforce:log_prob"
 _SEED = "nas_hpo:reinforce:seed"
 
@@ -258,17 +256,9 @@ class ReinforceSampler(DecidedSampler):
             else:
                 seen = evaluated_keys(study, self.space, self.key)
                 config, new = draw_new(lambda: self._draw(rng), seen, self.key, _NEW_DRAWS)
-                last = config
-                for draw, tries in ((lambda: self.space.mutate(last, rng), _MUTATIONS),
-                                    (lambda: self.space.sample(seed=rng), _RANDOM_DRAWS)):
-                    if new:
-                        break
-                    try:
-                        config, new = draw_new(draw, seen, self.key, tries)
-                    except ValueError:  # no valid one-step change
-                        continue
-                if not new:
-                    config = last  # the repeat goes through (answered from the record)
+                found = None if new else new_nearby(self.space, config, seen, self.key, rng)
+                if found is not None:
+                    config = found[0]
             _, log_p, _ = self._walk(config, None)
         return config, {_PROBS: round(float(log_p), 6)}
 

@@ -33,7 +33,7 @@ from nas_hpo.strategies._decided import pending_configs
 if TYPE_CHECKING:
     from nas_hpo.space import SearchSpace
 
-__all__ = ["Key", "UnseenSampler", "draw_new", "evaluated_keys", "key_of"]
+__all__ = ["Key", "UnseenSampler", "draw_new", "evaluated_keys", "key_of", "new_nearby"]
 
 #: The trial system attribute saying how a proposal was made new: ``[retries, "mutation"]``,
 #: ``[retries, "random"]``, ``[retries, "repeat"]`` (nothing new found) or ``[k, "sampler"]``
@@ -72,6 +72,22 @@ def draw_new(draw: Callable[[], dict[str, Any]], seen: set[str], key: Key,
             return config, True
         config = draw()
     return config, key(config) not in seen
+
+
+def new_nearby(space: SearchSpace, config: dict[str, Any], seen: set[str], key: Key,
+               rng: np.random.Generator) -> tuple[dict[str, Any], str] | None:
+    """What a strategy whose own proposal ``config`` repeats takes instead: a new one-step
+    mutation of it (``"mutation"``), else a new random architecture (``"random"``), with how it
+    was made; None when neither is found (the repeat goes through)."""
+    for how, draw, tries in (("mutation", lambda: space.mutate(config, rng), _MUTATIONS),
+                             ("random", lambda: space.sample(seed=rng), _RANDOM_DRAWS)):
+        try:
+            child, new = draw_new(draw, seen, key, tries)
+        except ValueError:
+            continue  # no valid one-step change
+        if new:
+            return child, how
+    return None
 
 
 class UnseenSampler(WrappedSampler):
@@ -116,15 +132,11 @@ class UnseenSampler(WrappedSampler):
                     self._record(study, trial, [k, "sampler"])
                 return params
         rng = np.random.default_rng([self.seed, trial.number])
-        for how, draw, tries in (("mutation", lambda: self.space.mutate(config, rng), _MUTATIONS),
-                                 ("random", lambda: self.space.sample(seed=rng), _RANDOM_DRAWS)):
-            try:
-                child, new = draw_new(draw, seen, self.key, tries)
-            except ValueError:
-                continue  # no valid one-step change
-            if new:
-                self._record(study, trial, [self.retries, how])
-                return self._within(child, params, search_space)
+        found = new_nearby(self.space, config, seen, self.key, rng)
+        if found is not None:
+            child, how = found
+            self._record(study, trial, [self.retries, how])
+            return self._within(child, params, search_space)
         self._record(study, trial, [self.retries, "repeat"])
         return params
 
