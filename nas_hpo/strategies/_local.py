@@ -2,28 +2,37 @@
 of the art for neural architecture search benchmarks", 2020/2021), as an Optuna sampler; Optuna
 has none.
 
-The walk has a *center*, a finished trial. Its unseen neighbours (one parameter changed, see
-``SearchSpace.neighbors``) are evaluated in random order; with ``improvement = "first"`` the
-walk moves to a neighbour as soon as one beats the center, with ``"best"`` (the paper's main
-variant) only once every neighbour is evaluated, to the best of them. A center none of whose
-neighbours is better is a local optimum: the walk restarts, from a new random architecture
-(``restart = "random"``, the paper's) or from the best finished trial that still has unseen
-neighbours (``"best"``). The first ``n_initial`` trials are random and the walk starts from
-the best of them (the paper's and NASLib's ``num_init``), which keeps one unlucky start from
-spending the budget on a poor region: it is what reduces the spread over seeds.
+The walk has a *center*, a configuration whose value is known. Its unseen neighbours (one
+parameter changed, see ``SearchSpace.neighbors``) are evaluated one at a time: at random
+(``order = "random"``, the paper's) or best-first by the study's statistics (``"mean"``, the
+default: the neighbour whose parameter values have the best mean value over the finished
+trials, each mean shrunk towards the overall mean by one pseudo-trial, so a value seen once
+does not lead on its own). With ``improvement = "first"`` the walk moves to a neighbour as soon
+as one beats the center, with ``"best"`` (the paper's main variant) only once every neighbour is
+evaluated, to the best of them. A center none of whose neighbours is better is a local optimum:
+the walk restarts, from a new random architecture (``restart = "random"``, the paper's) or
+from the best finished trial that still has unseen neighbours (``"best"``). The first
+``n_initial`` trials are random and the walk starts from the best of them (the paper's and
+NASLib's ``num_init``), which keeps one unlucky start from spending the budget on a poor
+region.
 
 Architectures already evaluated (or running) are never proposed again; with
-``skip_equivalent`` neither are those that build the same network as one of them
-(``space.network_key``: isomorphic NB201 cells), and the walk knows such a neighbour's value.
-The walk is not kept in memory: each trial records its center (``nas_hpo:ls:center``) and
-role, and every proposal is derived from the study's trials with a generator seeded by
-``(seed, trial number)``: a seed repeats a study exactly, and a resumed study continues its
-walk from the last center (with the resumed run's own seed for its random choices, as for
-every strategy).
+``skip_equivalent`` (the default) neither are those that build the same network as one of them
+(``space.network_key``: isomorphic NB201 cells). The walk then knows such a neighbour's value
+from the trial that built its network, and when it is better steps onto the neighbour itself,
+which becomes a center no trial has (recorded as ``nas_hpo:ls:at``): stepping onto that trial's
+own cell instead would move the walk elsewhere, often back to ground it has searched.
+The walk is not kept in memory: each trial records its center (``nas_hpo:ls:center``: the
+trial holding the center's value; ``nas_hpo:ls:at``: the center where it is not that trial's
+own configuration) and role, and every proposal is derived from the study's trials with a
+generator seeded by ``(seed, trial number)``: a seed repeats a study exactly, and a resumed
+study continues its walk from the last center (with the resumed run's own seed for its random
+choices, as for every strategy).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,22 +47,26 @@ if TYPE_CHECKING:
 
 _ROLE = "nas_hpo:ls:role"
 _CENTER = "nas_hpo:ls:center"
+_AT = "nas_hpo:ls:at"
 
 
 class LocalSearchSampler(DecidedSampler):
     """Local search over a ``SearchSpace`` (single objective); see the module doc."""
 
     def __init__(self, space: SearchSpace, *, n_initial: int = 10, improvement: str = "first",
-                 restart: str = "random", skip_equivalent: bool = False,
+                 restart: str = "random", skip_equivalent: bool = False, order: str = "random",
                  seed: int | None = None) -> None:
         if improvement not in ("best", "first"):
             raise ValueError(f"improvement must be 'best' or 'first', got {improvement!r}")
         if restart not in ("best", "random"):
             raise ValueError(f"restart must be 'best' or 'random', got {restart!r}")
+        if order not in ("mean", "random"):
+            raise ValueError(f"order must be 'mean' or 'random', got {order!r}")
         super().__init__(space, seed=seed)
         self.n_initial = max(1, n_initial)
         self.improvement = improvement
         self.restart = restart
+        self.order = order
         self.key = key_of(space, skip_equivalent)
 
     def propose(self, study: optuna.Study, trial: FrozenTrial
@@ -63,70 +76,123 @@ class LocalSearchSampler(DecidedSampler):
         rng = np.random.default_rng([self.seed, trial.number])
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
         trials = study.get_trials(deepcopy=False)
-        # The best finished trial of each architecture, by (signed) value.
+        space, key = self.space, self.key
+        # The best finished trial of each architecture (network), by (signed) value.
         finished: dict[str, FrozenTrial] = {}
-        key = self.key
-        seen = evaluated_keys(study, self.space, key)
+        seen = evaluated_keys(study, space, key)
         for t in trials:
             if (t.state == TrialState.COMPLETE and t.value is not None
-                    and self.space.is_valid(t.params)):
+                    and space.is_valid(t.params)):
                 k = key(t.params)
                 old = finished.get(k)
                 if old is None or sign * t.value > sign * old.value:
                     finished[k] = t
         by_number = {t.number: t for t in finished.values()}
-        centers = [t.system_attrs[_CENTER] for t in trials
-                   if t.number != trial.number and t.system_attrs.get(_CENTER) is not None]
+        walked = [t for t in trials
+                  if t.number != trial.number and t.system_attrs.get(_CENTER) is not None]
+
+        def value(t: FrozenTrial) -> float:
+            return sign * float(t.value)  # type: ignore[arg-type]
 
         def random_start(walk: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
             for _ in range(100):
-                config = self.space.sample(seed=rng)
+                config = space.sample(seed=rng)
                 if key(config) not in seen:
                     break
             # A restart is the walk's next center; an initial draw is not (the walk starts
             # from the best of them).
             return config, {_ROLE: "start", _CENTER: trial.number if walk else None}
 
-        def value(t: FrozenTrial) -> float:
-            return sign * float(t.value)  # type: ignore[arg-type]
-
-        def unseen(t: FrozenTrial) -> list[dict[str, Any]]:
-            return [c for c in self.space.neighbors(t.params)
-                    if key(c) not in seen]
+        def unseen(config: dict[str, Any]) -> list[dict[str, Any]]:
+            return [c for c in space.neighbors(config) if key(c) not in seen]
 
         def best_open() -> FrozenTrial | None:
             for t in sorted(finished.values(), key=lambda t: (-value(t), t.number)):
-                if unseen(t):
+                if unseen(t.params):
                     return t
             return None
 
-        if not centers:
+        pick = self._order_by_mean(finished.values(), value) if self.order == "mean" else None
+
+        # The center: a config and the finished trial that holds its network (its own trial,
+        # or with skip_equivalent one building the same network).
+        center: tuple[dict[str, Any], FrozenTrial] | None
+        if not walked:
             if len(finished) < self.n_initial:
                 return random_start(walk=False)
-            center = best_open()
+            t = best_open()
+            center = None if t is None else (t.params, t)
         else:
-            center = by_number.get(centers[-1])
-            if center is None:  # the walk's start has not finished yet (another worker's)
+            attrs = walked[-1].system_attrs
+            t = by_number.get(attrs[_CENTER])
+            if t is None:  # the walk's start has not finished yet (another worker's)
                 return random_start()
+            center = (attrs.get(_AT) or t.params, t)
         restarted = False
         for _ in range(len(finished) + 1):
             if center is None:
                 return random_start()
-            around = [finished[k] for k in map(key,
-                                                self.space.neighbors(center.params))
-                      if k in finished]
-            better = [t for t in around if value(t) > value(center)]
-            todo = unseen(center)
+            config, holder = center
+            around = [(n, finished[k]) for n in space.neighbors(config)
+                      if (k := key(n)) in finished]
+            better = [(n, t) for n, t in around if value(t) > value(holder)]
+            todo = unseen(config)
             # A restart's center is explored first, though a better neighbour (the local
             # optimum just left) is known: moving there would only return here.
             if better and not restarted and (self.improvement == "first" or not todo):
-                center = max(better, key=lambda t: (value(t), -t.number))
+                n, t = max(better, key=lambda b: (value(b[1]), -b[1].number))
+                # With skip_equivalent the walk steps onto the neighbour itself, valued by the
+                # trial that built its network, not onto that trial's own cell elsewhere.
+                center = (t.params if space.arch_key(n) == space.arch_key(t.params) else n, t)
                 continue
             if todo:
-                config = todo[int(rng.integers(len(todo)))]
-                return config, {_ROLE: "neighbor", _CENTER: center.number}
+                choice = (todo[int(rng.integers(len(todo)))] if pick is None
+                          else pick(todo, rng))
+                attrs = {_ROLE: "neighbor", _CENTER: holder.number}
+                if space.arch_key(config) != space.arch_key(holder.params):
+                    attrs[_AT] = config
+                return choice, attrs
             # A local optimum.
             if self.restart == "random":
                 return random_start()
-            center, restarted = best_open(), True
+            t, restarted = best_open(), True
+            center = None if t is None else (t.params, t)
         return random_start()
+
+    @staticmethod
+    def _order_by_mean(finished: Iterable[FrozenTrial], value: Callable[[FrozenTrial], float]
+                       ) -> Callable[[list[dict[str, Any]], np.random.Generator], dict[str, Any]]:
+        """``order = "mean"``: the unseen neighbour whose parameter values have the best mean
+        value among the finished trials (each value's mean shrunk towards the overall mean by
+        one pseudo-trial, so a value seen once does not lead on its own), ties at random."""
+        sums: dict[tuple[str, Any], float] = {}
+        counts: dict[tuple[str, Any], int] = {}
+        values = []
+        for t in finished:
+            v = value(t)
+            values.append(v)
+            for item in map(_item, t.params.items()):
+                sums[item] = sums.get(item, 0.0) + v
+                counts[item] = counts.get(item, 0) + 1
+        mean = float(np.mean(values)) if values else 0.0
+
+        def score(config: dict[str, Any]) -> float:
+            return sum((sums.get(item, 0.0) + mean) / (counts.get(item, 0) + 1)
+                       for item in map(_item, config.items()))
+
+        def pick(todo: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, Any]:
+            scores = np.array([score(c) for c in todo])
+            top = np.flatnonzero(scores >= scores.max() - 1e-12 * max(1.0, abs(scores.max())))
+            return todo[int(top[int(rng.integers(len(top)))])]
+
+        return pick
+
+
+def _item(item: tuple[str, Any]) -> tuple[str, Any]:
+    """A (parameter, value) pair as a dict key (a value that cannot be hashed by its repr)."""
+    name, value = item
+    try:
+        hash(value)
+    except TypeError:
+        return name, repr(value)
+    return item

@@ -238,6 +238,84 @@ def test_local_search_starts_from_the_best_initial_trial_and_moves_as_it_is_told
         assert study.best_value == 30
 
 
+def _center(study: optuna.Study, t: optuna.trial.FrozenTrial) -> tuple[dict, float]:
+    """A walking trial's center config (``nas_hpo:ls:at`` where it is not the cell of the trial
+    holding its network) and that trial's value."""
+    holder = study.trials[t.system_attrs["nas_hpo:ls:center"]]
+    return t.system_attrs.get("nas_hpo:ls:at") or holder.params, holder.value
+
+
+@pytest.mark.parametrize(("order", "seed", "stop"),
+                         [("mean", 1, None), ("random", 4, None), ("random", 4, 30)])
+def test_with_skip_equivalent_the_walk_steps_onto_neighbours_known_by_their_network(
+        storage, order, seed, stop):
+    """A neighbour building a network a trial built is not evaluated; the walk knows its value
+    from that trial and, when it is better, steps onto the neighbour itself (the walk goes on
+    around it), not onto that trial's own cell, which lies elsewhere (the walk's
+    ``nas_hpo:ls:at``); a resumed study continues from it."""
+    from tests.strategies.test_equivalent import NB201, score
+
+    spec = {"strategy": {"name": "local_search", "n_initial": 5, "skip_equivalent": True,
+                         "order": order}}
+
+    def run(n_trials: int) -> optuna.Study:
+        return nas_hpo.run(spec, space=NB201, objective=score, n_trials=n_trials, seed=seed,
+                           storage=storage, study_name="eq")
+
+    if stop is not None:
+        run(stop)
+    study = run(60)
+    trials = study.trials
+    stepped_on = 0
+    for t in trials:
+        if t.system_attrs["nas_hpo:ls:role"] != "neighbor":
+            continue
+        center, value = _center(study, t)
+        holder = trials[t.system_attrs["nas_hpo:ls:center"]]
+        assert NB201.network_key(center) == NB201.network_key(holder.params)
+        assert value == score(center)  # (the score is the network's)
+        assert NB201.arch_key(t.params) in {NB201.arch_key(n) for n in NB201.neighbors(center)}
+        stepped_on += NB201.arch_key(center) != NB201.arch_key(holder.params)
+    assert stepped_on > 0
+    if stop is not None:  # the resumed run's first trial walks on from the last center
+        before, after = trials[stop - 1], trials[stop]
+        assert after.system_attrs["nas_hpo:ls:role"] == "neighbor"
+        assert _center(study, after)[1] >= _center(study, before)[1]
+    keys = [NB201.network_key(t.params) for t in trials]
+    assert len(set(keys)) == len(keys)
+
+
+def test_ordered_by_mean_the_walk_tries_the_neighbour_with_the_best_values_first(storage):
+    """``order = "mean"``: of the center's unseen neighbours, the one whose parameter values
+    the finished trials score best (each value's mean over the trials that have it, with one
+    pseudo-trial at the overall mean) is evaluated first; ``random`` draws among them."""
+    space = _toy()
+    study = nas_hpo.run({"strategy": {"name": "local_search", "n_initial": 5, "order": "mean"}},
+                        space=space, objective=_toy_score, n_trials=40, seed=3,
+                        storage=storage, study_name="mean")
+    trials, checked = study.trials, 0
+    for t in trials:
+        if t.system_attrs["nas_hpo:ls:role"] != "neighbor":
+            continue
+        before = trials[: t.number]
+        overall = float(np.mean([u.value for u in before]))
+
+        def score(config: dict, before=before, overall=overall) -> float:
+            total = 0.0
+            for name, v in config.items():
+                having = [u.value for u in before if u.params[name] == v]
+                total += (sum(having) + overall) / (len(having) + 1)
+            return total
+
+        seen = {space.arch_key(u.params) for u in before}
+        center, _ = _center(study, t)
+        todo = [n for n in space.neighbors(center) if space.arch_key(n) not in seen]
+        assert score(t.params) == pytest.approx(max(score(n) for n in todo))
+        checked += len(todo) > 1
+    assert checked > 10
+    assert study.best_value == 30
+
+
 # ---------------------------------------------------------------------- zero-cost filtered mutations
 
 
