@@ -54,7 +54,7 @@ class LocalSearchSampler(DecidedSampler):
     """Local search over a ``SearchSpace`` (single objective); see the module doc."""
 
     def __init__(self, space: SearchSpace, *, n_initial: int = 10, improvement: str = "first",
-                 restart: str = "random", skip_equivalent: bool = False, order: str = "random",
+                 restart: str = "random", skip_equivalent: bool = True, order: str = "mean",
                  seed: int | None = None) -> None:
         if improvement not in ("best", "first"):
             raise ValueError(f"improvement must be 'best' or 'first', got {improvement!r}")
