@@ -171,14 +171,14 @@ class LocalSearchSampler(DecidedSampler):
         for t in finished:
             v = value(t)
             values.append(v)
-            for item in map(_item, t.params.items()):
+            for item in t.params.items():  # (a space's values are str, int, float, bool)
                 sums[item] = sums.get(item, 0.0) + v
                 counts[item] = counts.get(item, 0) + 1
         mean = float(np.mean(values)) if values else 0.0
 
         def score(config: dict[str, Any]) -> float:
             return sum((sums.get(item, 0.0) + mean) / (counts.get(item, 0) + 1)
-                       for item in map(_item, config.items()))
+                       for item in config.items())
 
         def pick(todo: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, Any]:
             scores = np.array([score(c) for c in todo])
@@ -187,12 +187,3 @@ class LocalSearchSampler(DecidedSampler):
 
         return pick
 
-
-def _item(item: tuple[str, Any]) -> tuple[str, Any]:
-    """A (parameter, value) pair as a dict key (a value that cannot be hashed by its repr)."""
-    name, value = item
-    try:
-        hash(value)
-    except TypeError:
-        return name, repr(value)
-    return item
