@@ -339,12 +339,12 @@ def smac_hyperband(
     forest: Literal["onehot", "smac"] = "onehot",
     maximizer: Literal["unseen", "smac"] = "unseen",
     random_probability: Probability | None = None,
-    skip_equivalent: bool = False,
+    skip_equivalent: bool | None = None,
 ) -> Strategy:
     """SMAC3's multi-fidelity facade (Hyperband intensifier + random forest, BOHB-like); each
-    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``; ``forest``
+    (config, budget) run is a trial whose objective gets ``{fidelity: budget}``; ``forest``,
     ``maximizer``, ``random_probability`` (SMAC's: 0.2) and ``skip_equivalent`` as for
-    ``smac``, but ``skip_equivalent`` off by default (no gain measured here)."""
+    ``smac`` (unset: on with ``maximizer = "unseen"``)."""
     _one_direction("smac_hyperband", setting)
     if fidelity not in setting.fidelities:
         has = ", ".join(setting.fidelities) or "none"
@@ -356,5 +356,6 @@ def smac_hyperband(
                           fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
                           eta=eta, forest=forest, maximizer=maximizer,
                           random_probability=random_probability,
-                          skip_equivalent=skip_equivalent)
+                          skip_equivalent=(maximizer == "unseen" if skip_equivalent is None
+                                           else skip_equivalent))
     return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner(), multi_fidelity=True)

@@ -77,3 +77,39 @@ def test_smac_skips_equivalent_networks_only_with_its_own_maximizer():
     assert len(run(maximizer="smac").trials) == 3
     with pytest.raises(ValueError, match="skip_equivalent needs maximizer = 'unseen'"):
         run(maximizer="smac", skip_equivalent=True)
+
+
+class EpochScore(nas_hpo.objectives.Objective):
+    """``score`` reached after ``epoch`` of 5 epochs (an ``epoch`` fidelity, as NB201-digits')."""
+
+    fidelities = ("epoch",)
+
+    def __call__(self, config, *, space, ctx):
+        return nas_hpo.objectives.Result((score(config) * ctx.fidelity.get("epoch", 5) / 5,))
+
+
+def test_smac_hyperband_skips_equivalent_networks_by_default():
+    """SMAC-Hyperband runs a configuration again at a larger budget (a promotion); a
+    configuration it runs for the first time builds, with ``skip_equivalent`` (unset: on with
+    the unseen maximizer), no network an earlier trial built (after its Sobol start-up, without
+    random interleaving); without it some do."""
+    def run(**options) -> optuna.Study:
+        return nas_hpo.run({"strategy": {"name": "smac_hyperband", "fidelity": "epoch",
+                                         "min_budget": 2, "max_budget": 5, "eta": 2,
+                                         "n_initial": 5, "random_probability": 0, **options}},
+                           space=NB201, objective=EpochScore(), storage=":memory:",
+                           n_trials=40, seed=1)
+
+    def new_with_a_built_network(study: optuna.Study) -> int:
+        configs, networks, n = [], set(), 0
+        for t in study.trials:
+            if t.params not in configs:  # not a promotion
+                n += t.number >= 5 and NB201.network_key(t.params) in networks
+                configs.append(t.params)
+            networks.add(NB201.network_key(t.params))
+        return n
+
+    default, plain = run(), run(skip_equivalent=False)
+    assert {t.user_attrs["budget"]["epoch"] for t in default.trials} == {2.5, 5}
+    assert new_with_a_built_network(plain) >= 1
+    assert new_with_a_built_network(default) == 0
