@@ -95,7 +95,7 @@ class SmacSampler(BaseSampler):
         forest: str = "onehot",
         maximizer: str = "unseen",
         random_probability: float | None = None,
-        skip_equivalent: bool = False,
+        skip_equivalent: bool | None = None,
     ) -> None:
         if facade not in ("hpo", "blackbox"):
             raise ValueError(f"facade must be 'hpo' or 'blackbox', got {facade!r}")
@@ -103,6 +103,8 @@ class SmacSampler(BaseSampler):
             raise ValueError(f"forest must be 'onehot' or 'smac', got {forest!r}")
         if maximizer not in ("unseen", "smac"):
             raise ValueError(f"maximizer must be 'unseen' or 'smac', got {maximizer!r}")
+        if skip_equivalent is None:  # unset: on where the maximizer can skip
+            skip_equivalent = maximizer == "unseen"
         if skip_equivalent and maximizer != "unseen":
             raise ValueError("skip_equivalent needs maximizer = 'unseen' (SMAC's own maximizer "
                              "has no way to skip a network the study has)")
@@ -321,8 +323,7 @@ def smac(setting: Setting, *, n_initial: AtLeast1 = 10,
     sampler = SmacSampler(setting.space, seed=setting.seed, n_initial=n_initial, facade=facade,
                           forest=forest, maximizer=maximizer,
                           random_probability=random_probability,
-                          skip_equivalent=(maximizer == "unseen" if skip_equivalent is None
-                                           else skip_equivalent))
+                          skip_equivalent=skip_equivalent)
     return Strategy("smac", sampler, optuna.pruners.NopPruner())
 
 
@@ -356,6 +357,5 @@ def smac_hyperband(
                           fidelity=fidelity, min_budget=min_budget, max_budget=max_budget,
                           eta=eta, forest=forest, maximizer=maximizer,
                           random_probability=random_probability,
-                          skip_equivalent=(maximizer == "unseen" if skip_equivalent is None
-                                           else skip_equivalent))
+                          skip_equivalent=skip_equivalent)
     return Strategy("smac_hyperband", sampler, optuna.pruners.NopPruner(), multi_fidelity=True)
