@@ -112,6 +112,10 @@ class LocalSearchSampler(DecidedSampler):
                     return t
             return None
 
+        def own(config: dict[str, Any], holder: FrozenTrial) -> bool:
+            # Is config the holder trial's own cell (not another building the same network)?
+            return space.arch_key(config) == space.arch_key(holder.params)
+
         pick = self._order_by_mean(finished.values(), value) if self.order == "mean" else None
 
         # The center: a config and the finished trial that holds its network (its own trial,
@@ -143,13 +147,13 @@ class LocalSearchSampler(DecidedSampler):
                 n, t = max(better, key=lambda b: (value(b[1]), -b[1].number))
                 # With skip_equivalent the walk steps onto the neighbour itself, valued by the
                 # trial that built its network, not onto that trial's own cell elsewhere.
-                center = (t.params if space.arch_key(n) == space.arch_key(t.params) else n, t)
+                center = (t.params if own(n, t) else n, t)
                 continue
             if todo:
                 choice = (todo[int(rng.integers(len(todo)))] if pick is None
                           else pick(todo, rng))
                 attrs = {_ROLE: "neighbor", _CENTER: holder.number}
-                if space.arch_key(config) != space.arch_key(holder.params):
+                if not own(config, holder):
                     attrs[_AT] = config
                 return choice, attrs
             # A local optimum.
