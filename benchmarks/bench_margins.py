@@ -9,9 +9,14 @@ above 1 is "beats the baseline by more than the seed spread"), and a one-sided M
 test that the strategy's values are larger (SciPy). ``--spread LABEL`` adds, for that strategy
 against each other one, the ratio of the two stds and the Brown-Forsythe test (SciPy's
 ``levene`` with ``center="median"``) of equal spread: with 20 seeds a std is itself uncertain
-by ~16%, so a ratio of 1.4 can be chance.
+by ~16%, so a ratio of 1.4 can be chance. ``--climbs LABEL`` (a ``local_search`` strategy)
+says where that spread comes from: each run's walk is its first climb and one more per restart
+(the trials' ``nas_hpo:ls:role``), and a run ends at the best value any run of the benchmark
+reached only once a climb ends there; counted up to each run's first such trial, the share of
+climbs that do.
 
     python benchmarks/bench_margins.py studies/bench_nb201_digits.toml --spread local_search
+    python benchmarks/bench_margins.py studies/bench_nb201_digits.toml --climbs local_search
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import math
 
 import numpy as np
+import optuna
 from scipy.stats import levene, mannwhitneyu
 
 from nas_hpo.benchmarking import (
@@ -82,13 +88,51 @@ def spreads(data: dict[str, dict[str, np.ndarray]], label: str) -> list[str]:
     return lines
 
 
+def climbs(path: str, storage: str | None, label: str) -> dict[str, float]:
+    """``label``'s walks: runs, runs reaching the best value of the benchmark's runs, climbs a
+    run, and climbs (up to each run's first trial at that value) that ended there."""
+    spec = load_bench(path, **({"storage": storage} if storage else {}))
+    store = open_bench_storage(spec)
+    runs, maximize = load_runs(spec, store)
+    ours = [r for r in runs if r.label == label]
+    if not ours:
+        raise SystemExit(f"no runs of {label!r}; have: {', '.join(sorted({r.label for r in runs}))}")
+    finals = [float(r.values[-1]) for r in runs if r.values is not None and len(r.values)]
+    best = max(finals) if maximize else min(finals)
+    out = {"runs": 0, "reached": 0, "climbs": 0, "counted": 0, "best": best}
+    for run in ours:
+        study = optuna.load_study(study_name=f"bench/{spec.name}/{label}/{run.seed}",
+                                  storage=store)
+        trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        restarts = [t.number for t in trials if t.system_attrs.get("nas_hpo:ls:role") == "start"
+                    and t.system_attrs.get("nas_hpo:ls:center") is not None]
+        hit = next((t.number for t in trials if t.value is not None
+                    and math.isclose(t.value, best, rel_tol=1e-9, abs_tol=1e-12)), None)
+        out["runs"] += 1
+        out["climbs"] += len(restarts) + 1
+        if hit is None:  # every finished climb failed; the last one the budget cut short
+            out["counted"] += len(restarts)
+        else:
+            out["reached"] += 1
+            out["counted"] += sum(r < hit for r in restarts) + 1
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bench", help="the benchmark file (its runs must be in its storage)")
     parser.add_argument("--storage", help="another storage than the file's")
     parser.add_argument("--baseline", default="random")
     parser.add_argument("--spread", help="a strategy whose spread to test against the others")
+    parser.add_argument("--climbs", help="a local_search strategy whose climbs to count")
     args = parser.parse_args()
+    if args.climbs:
+        c = climbs(args.bench, args.storage, args.climbs)
+        print(f"{args.climbs}: {c['runs']} runs, {c['reached']} reach the best value of the "
+              f"benchmark's runs ({c['best']:.6g}); {c['climbs'] / c['runs']:.1f} climbs a run; "
+              f"up to each run's first trial there, {c['reached']} of {c['counted']} climbs "
+              f"ended there ({c['reached'] / max(c['counted'], 1):.2f})")
+        return
     data, seeds = finals(args.bench, args.storage)
     if args.baseline not in data:
         raise SystemExit(f"no runs of the baseline {args.baseline!r}; have: {', '.join(data)}")

@@ -222,6 +222,46 @@ def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spr
     assert spread[2] == f"{levene(ours, base, center='median').pvalue:.3f}"
 
 
+def test_the_margins_script_counts_local_search_climbs_from_the_trials_roles(table, tmp_path):
+    """``bench_margins.py --climbs``: a run's climbs are its start and each restart (trials
+    recorded as a ``start`` with a center), and up to its first trial at the best value of the
+    benchmark's runs, the climbs that ended there (the one holding that trial)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_margins.py"
+    loaded = importlib.util.spec_from_file_location("bench_margins", path)
+    margins = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(margins)
+    spec = _bench(table, tmp_path, seeds=3)
+    spec["strategies"] = {"random": {}, "local_search": {"n_initial": 2}}
+    spec["budget"] = {"n_trials": 45}
+    spec["backend"] = {"workers": 1}
+    nas_hpo.bench(spec)
+    got = margins.climbs(spec, None, "local_search")
+    storage = f"sqlite:///{tmp_path / 'out' / 'bench.db'}"
+    studies = {(label, s): optuna.load_study(study_name=f"bench/t/{label}/{s}", storage=storage)
+               for label in ("random", "local_search") for s in range(3)}
+    best = max(st.best_value for st in studies.values())
+    assert got["best"] == best
+    climbs = reached = counted = 0
+    for s in range(3):
+        trials = studies["local_search", s].trials
+        starts = [t.number for t in trials if t.system_attrs.get("nas_hpo:ls:role") == "start"
+                  and t.system_attrs.get("nas_hpo:ls:center") is not None]
+        climbs += 1 + len(starts)
+        at_best = [t.number for t in trials if t.value == best]
+        if at_best:
+            reached += 1
+            counted += 1 + sum(n < at_best[0] for n in starts)
+        else:
+            counted += len(starts)
+    assert climbs > 3  # the walks restarted (all-3x3 cell is the one local optimum)
+    assert reached >= 1
+    assert (got["runs"], got["climbs"], got["reached"], got["counted"]) == (
+        3, climbs, reached, counted)
+
+
 def test_the_nats_bench_file_runs_on_the_two_exports_it_joins(tmp_path):
     """``studies/bench_nats_cifar10.toml`` on files laid out as the two NATS-Bench CSV exports
     it names (one row per cell, accuracies in percent), joined as its comment says: every trial
