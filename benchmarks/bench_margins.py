@@ -101,8 +101,7 @@ def climbs(path: str, storage: str | None, label: str) -> dict[str, float]:
     best = max(finals) if maximize else min(finals)
     out = {"runs": 0, "reached": 0, "climbs": 0, "counted": 0, "best": best}
     for run in ours:
-        study = optuna.load_study(study_name=f"bench/{spec.name}/{label}/{run.seed}",
-                                  storage=store)
+        study = optuna.load_study(study_name=spec.run_name(label, run.seed), storage=store)
         trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
         restarts = [t.number for t in trials if t.system_attrs.get("nas_hpo:ls:role") == "start"
                     and t.system_attrs.get("nas_hpo:ls:center") is not None]

@@ -189,19 +189,25 @@ def test_only_some_strategies_of_a_file(table, tmp_path):
         benchmarking.load_bench(_bench(table, tmp_path), only=["tpe"])
 
 
-def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spreads(
-        table, tmp_path):
-    """``benchmarks/bench_margins.py``: the finals it reads are each run's best trial (its value
-    and its test accuracy), and its margins and spread ratios equal a hand computation."""
+def _margins_script():
+    """``benchmarks/bench_margins.py`` as a module (the folder is not a package)."""
     import importlib.util
     import pathlib
-
-    from scipy.stats import levene, mannwhitneyu
 
     path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_margins.py"
     loaded = importlib.util.spec_from_file_location("bench_margins", path)
     margins = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(margins)
+    return margins
+
+
+def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spreads(
+        table, tmp_path):
+    """``benchmarks/bench_margins.py``: the finals it reads are each run's best trial (its value
+    and its test accuracy), and its margins and spread ratios equal a hand computation."""
+    from scipy.stats import levene, mannwhitneyu
+
+    margins = _margins_script()
     spec = _bench(table, tmp_path, seeds=4)
     spec["budget"] = {"n_trials": 12}
     nas_hpo.bench(spec)
@@ -226,13 +232,7 @@ def test_the_margins_script_counts_local_search_climbs_from_the_trials_roles(tab
     """``bench_margins.py --climbs``: a run's climbs are its start and each restart (trials
     recorded as a ``start`` with a center), and up to its first trial at the best value of the
     benchmark's runs, the climbs that ended there (the one holding that trial)."""
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_margins.py"
-    loaded = importlib.util.spec_from_file_location("bench_margins", path)
-    margins = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(margins)
+    margins = _margins_script()
     spec = _bench(table, tmp_path, seeds=3)
     spec["strategies"] = {"random": {}, "local_search": {"n_initial": 2}}
     spec["budget"] = {"n_trials": 45}
