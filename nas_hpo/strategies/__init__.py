@@ -367,15 +367,16 @@ def local_search(setting: Setting, *, n_initial: AtLeast1 = 10,
                  improvement: Literal["best", "first"] = "first",
                  restart: Literal["best", "random"] = "random",
                  skip_equivalent: bool = True,
-                 order: Literal["mean", "random"] = "mean") -> Strategy:
+                 order: Literal["additive", "mean", "random"] = "additive") -> Strategy:
     """Local search over ``space.neighbors`` (White et al. 2021; see ``_local``): starts from
     the best of ``n_initial`` random trials, moves to the ``first`` (or, once all are seen,
     the ``best``) improving neighbour, restarts at a local optimum from a ``random``
     architecture (or the best trial with unseen neighbours). ``skip_equivalent``: a neighbour
     that builds the same network as a trial (``space.network_key``) is not evaluated again, the
-    walk knows its value. ``order``: the unseen neighbours are tried best-first by the mean
-    value of the trials that have the neighbour's parameter values (``mean``), or at random
-    (``random``, the paper's)."""
+    walk knows its value. ``order``: the unseen neighbours are tried best-first by a
+    least-squares fit of the finished trials' values as a sum of per-value effects
+    (``additive``), by the mean value of the trials that have each of the neighbour's parameter
+    values (``mean``), or at random (``random``, the paper's)."""
     from nas_hpo.strategies._local import LocalSearchSampler
 
     _one_direction("local_search", setting)

@@ -46,7 +46,7 @@ def same_networks(study: optuna.Study, after: int = 0) -> int:
 @pytest.mark.parametrize(("name", "options", "after", "seed"), [
     ("tpe", {"n_startup_trials": 5}, 5, 1),
     ("re", {"population_size": 10, "sample_size": 3}, 0, 1),
-    ("local_search", {"n_initial": 5}, 0, 2),
+    ("local_search", {"n_initial": 5}, 0, 3),
     ("bananas", {"n_startup_trials": 5, "n_candidates": 30, "epochs": 20}, 5, 3),
     # (no random interleaving: those proposals are SMAC's random design, not its maximizer's)
     ("smac", {"n_initial": 5, "random_probability": 0}, 5, 1),

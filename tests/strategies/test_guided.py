@@ -316,6 +316,64 @@ def test_ordered_by_mean_the_walk_tries_the_neighbour_with_the_best_values_first
     assert study.best_value == 30
 
 
+def test_ordered_additively_the_walk_tries_the_neighbour_the_least_squares_fit_rates_best(
+        storage):
+    """``order = "additive"`` (the default): of the center's unseen neighbours, the one with the
+    best sum of per-value effects, fitted to the finished trials' centered values by least
+    squares with a ridge penalty of 1 (here solved as the augmented system [X; I] b = [y; 0]),
+    is evaluated first."""
+    space = _toy()
+    study = nas_hpo.run({"strategy": {"name": "local_search", "n_initial": 5}},
+                        space=space, objective=_toy_score, n_trials=40, seed=3,
+                        storage=storage, study_name="additive")
+    trials, checked = study.trials, 0
+    for t in trials:
+        if t.system_attrs["nas_hpo:ls:role"] != "neighbor":
+            continue
+        before = trials[: t.number]
+        items = sorted({item for u in before for item in u.params.items()})
+        x = np.array([[float(item in u.params.items()) for item in items] for u in before])
+        y = np.array([u.value for u in before])
+        effect = np.linalg.lstsq(np.vstack([x, np.eye(len(items))]),
+                                 np.concatenate([y - y.mean(), np.zeros(len(items))]),
+                                 rcond=None)[0]
+
+        def score(config: dict, items=items, effect=effect) -> float:
+            return sum(e for item, e in zip(items, effect, strict=True) if item in config.items())
+
+        seen = {space.arch_key(u.params) for u in before}
+        center, _ = _center(study, t)
+        todo = [n for n in space.neighbors(center) if space.arch_key(n) not in seen]
+        assert score(t.params) == pytest.approx(max(score(n) for n in todo))
+        checked += len(todo) > 1
+    assert checked > 10
+    assert study.best_value == 30
+
+
+def test_the_additive_fit_separates_values_the_walk_saw_together():
+    """A walk's trials share values with its centers: here x1 = "b" was only seen beside the
+    strong x0 = "b", so its plain mean credits it with x0's effect and ``mean`` ranks a cell
+    with x1 = "b" first; the joint fit ranks the truly best unseen cell first."""
+    from types import SimpleNamespace
+
+    from nas_hpo.strategies._local import _score
+
+    def true(config: dict) -> float:
+        return 3.0 * (config["x0"] == "b") + 1.0 * (config["x1"] == "b") + 0.5 * (
+            config["x2"] == "b")
+
+    def cell(code: str) -> dict:
+        return dict(zip(("x0", "x1", "x2"), code, strict=True))
+
+    trials = [SimpleNamespace(params=cell(c), value=true(cell(c)))
+              for c in ("aaa", "aaa", "aab", "bba", "bab", "bbb")]
+    unseen = [cell(c) for c in ("aba", "abb", "baa")]
+    best = {o: max(unseen, key=_score(o, trials, lambda t: t.value))
+            for o in ("mean", "additive")}
+    assert best["additive"] == max(unseen, key=true) == cell("baa")
+    assert best["mean"] == cell("abb")
+
+
 # ---------------------------------------------------------------------- zero-cost filtered mutations
 
 
