@@ -184,16 +184,23 @@ def _score(order: str, finished: Iterable[FrozenTrial], value: Callable[[FrozenT
     values = np.array([value(t) for t in trials])
     items: dict[tuple[str, Any], int] = {}
     rows = [[items.setdefault(item, len(items)) for item in t.params.items()] for t in trials]
-    onehot = np.zeros((len(trials), len(items)))
-    for i, row in enumerate(rows):
-        onehot[i, row] = 1.0
+    row_of = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    column = np.fromiter((c for r in rows for c in r), dtype=np.intp, count=len(row_of))
     mean = float(values.mean()) if len(trials) else 0.0
     if order == "additive":
-        # Ridge regression of the centered values on the one-hot values (penalty 1).
-        gram = onehot.T @ onehot + np.eye(len(items))
-        effect = np.linalg.solve(gram, onehot.T @ (values - mean)) if items else np.zeros(0)
+        # Ridge regression of the centered values on the one-hot values (penalty 1), solved
+        # on the smaller side: (X'X + I)^-1 X'y = X'(XX' + I)^-1 y (many float values each
+        # seen once make more columns than trials).
+        onehot = np.zeros((len(trials), len(items)))
+        onehot[row_of, column] = 1.0
+        centered = values - mean
+        if len(items) <= len(trials):
+            effect = np.linalg.solve(onehot.T @ onehot + np.eye(len(items)), onehot.T @ centered)
+        else:
+            effect = onehot.T @ np.linalg.solve(onehot @ onehot.T + np.eye(len(trials)), centered)
     else:
-        effect = (onehot.T @ values + mean) / (onehot.sum(axis=0) + 1.0)
+        sums = np.bincount(column, weights=values[row_of], minlength=len(items))
+        effect = (sums + mean) / (np.bincount(column, minlength=len(items)) + 1.0)
 
     def score(config: dict[str, Any]) -> float:
         # A value no trial has: no effect ("additive") or the overall mean ("mean").

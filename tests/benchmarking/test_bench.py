@@ -189,16 +189,16 @@ def test_only_some_strategies_of_a_file(table, tmp_path):
         benchmarking.load_bench(_bench(table, tmp_path), only=["tpe"])
 
 
-def _margins_script():
-    """``benchmarks/bench_margins.py`` as a module (the folder is not a package)."""
+def _script(name: str = "bench_margins"):
+    """``benchmarks/<name>.py`` as a module (the folder is not a package)."""
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).parents[2] / "benchmarks" / "bench_margins.py"
-    loaded = importlib.util.spec_from_file_location("bench_margins", path)
-    margins = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(margins)
-    return margins
+    path = pathlib.Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    loaded = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
 
 
 def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spreads(
@@ -207,7 +207,7 @@ def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spr
     and its test accuracy), and its margins and spread ratios equal a hand computation."""
     from scipy.stats import levene, mannwhitneyu
 
-    margins = _margins_script()
+    margins = _script()
     spec = _bench(table, tmp_path, seeds=4)
     spec["budget"] = {"n_trials": 12}
     nas_hpo.bench(spec)
@@ -232,7 +232,7 @@ def test_the_margins_script_counts_local_search_climbs_from_the_trials_roles(tab
     """``bench_margins.py --climbs``: a run's climbs are its start and each restart (trials
     recorded as a ``start`` with a center), and up to its first trial at the best value of the
     benchmark's runs, the climbs that ended there (the one holding that trial)."""
-    margins = _margins_script()
+    margins = _script()
     spec = _bench(table, tmp_path, seeds=3)
     spec["strategies"] = {"random": {}, "local_search": {"n_initial": 2}}
     spec["budget"] = {"n_trials": 45}
@@ -302,3 +302,15 @@ def test_the_nats_bench_file_runs_on_the_two_exports_it_joins(tmp_path):
             assert t.user_attrs["CIFAR10TestAccuracy200Epochs"] == pytest.approx(t.value + 3)
     table = (tmp_path / "out" / "nats_cifar10.md").read_text()
     assert "| re_10_3 | 1 |" in table and "| smac | 1 |" in table
+
+
+def test_the_local_search_order_script_counts_evaluations_to_the_toy_tables_optimum():
+    """``benchmarks/local_search_order.py``: the count is the number of the first trial at the
+    optimum, the same for a seed run twice, and one more than the budget where the budget ends
+    before it."""
+    script = _script("local_search_order")
+    n = script.evaluations_to_optimum("additive", 0, 120)
+    assert 10 < n <= 120  # (the first ten trials are local search's random start)
+    assert script.evaluations_to_optimum("additive", 0, n) == n
+    assert script.evaluations_to_optimum("additive", 0, n - 1) == n
+
