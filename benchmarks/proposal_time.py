@@ -1,6 +1,6 @@
 """CPU time of one proposal at 100 finished trials: ``bananas`` and ``gp`` on the encoding
 against regularized evolution and Optuna's TPE (with and without ``unseen``, and with the
-benchmark's tuned settings), in one process.
+benchmark's tuned settings), and local search's neighbour orders, in one process.
 
 A study of ``--trials`` random ``nb201`` cells valued from the shipped NB201-digits table is
 built in memory; then each strategy proposes the next config ``--repeats`` times (the same
@@ -73,12 +73,14 @@ def main() -> None:
              ("tpe (tuned)", "tpe", {"n_startup_trials": 20, "n_ei_candidates": 100}),
              ("re", "re", {}), ("bananas (its)", "bananas", {}),
              ("bananas (ucb)", "bananas", {"acquisition": "ucb"}),
-             ("gp (space)", "gp", {"encoding": "space"})]
+             ("gp (space)", "gp", {"encoding": "space"}),
+             ("local_search (mean)", "local_search", {"order": "mean"}),
+             ("local_search", "local_search", {})]
     medians = {}
     for label, name, options in sides:
         seconds = propose_seconds(name, options, study, args.repeats)
         medians[label] = statistics.median(seconds)
-        print(f"{label:>18}: median {medians[label] * 1000:.1f} ms CPU per proposal "
+        print(f"{label:>19}: median {medians[label] * 1000:.1f} ms CPU per proposal "
               f"({min(seconds) * 1000:.1f}-{max(seconds) * 1000:.1f}), "
               f"{medians[label] / medians['tpe']:.1f}x tpe", flush=True)
     print(f"{args.trials} finished trials; hardware: {platform.processor() or platform.machine()}"
