@@ -1,4 +1,5 @@
-"""Plain callables used as ``package.module:function`` objectives in the tests."""
+"""Plain callables used as ``package.module:function`` objectives in the tests, and a toy space
+with its score."""
 
 from __future__ import annotations
 
@@ -106,3 +107,15 @@ def tiny_two_kernels(config: dict) -> tuple[float, float]:
     """Two values of a ``resnet_blocks`` config, for NSGA-II: kernels up, widths down."""
     widths = sum(v for k, v in config.items() if k.endswith("_width"))
     return kernel_sum(config), float(widths)
+
+
+def letters_space():
+    """Four parameters x0..x3, each one of "a", "b", "c", "d" (256 configs)."""
+    from nas_hpo import Categorical, SearchSpace
+
+    return SearchSpace([Categorical(f"x{i}", ["a", "b", "c", "d"]) for i in range(4)])
+
+
+def letters_score(config: dict) -> float:
+    """A ``letters_space`` config's score: its letters' indices weighted 1..4 (best "dddd": 30)."""
+    return float(sum("abcd".index(config[f"x{i}"]) * (i + 1) for i in range(4)))
