@@ -189,7 +189,7 @@ def test_only_some_strategies_of_a_file(table, tmp_path):
         benchmarking.load_bench(_bench(table, tmp_path), only=["tpe"])
 
 
-def _script(name: str = "bench_margins"):
+def _script(name: str):
     """``benchmarks/<name>.py`` as a module (the folder is not a package)."""
     import importlib.util
     import pathlib
@@ -207,7 +207,7 @@ def test_the_margins_script_compares_each_strategy_with_the_baseline_in_seed_spr
     and its test accuracy), and its margins and spread ratios equal a hand computation."""
     from scipy.stats import levene, mannwhitneyu
 
-    margins = _script()
+    margins = _script("bench_margins")
     spec = _bench(table, tmp_path, seeds=4)
     spec["budget"] = {"n_trials": 12}
     nas_hpo.bench(spec)
@@ -232,7 +232,7 @@ def test_the_margins_script_counts_local_search_climbs_from_the_trials_roles(tab
     """``bench_margins.py --climbs``: a run's climbs are its start and each restart (trials
     recorded as a ``start`` with a center), and up to its first trial at the best value of the
     benchmark's runs, the climbs that ended there (the one holding that trial)."""
-    margins = _script()
+    margins = _script("bench_margins")
     spec = _bench(table, tmp_path, seeds=3)
     spec["strategies"] = {"random": {}, "local_search": {"n_initial": 2}}
     spec["budget"] = {"n_trials": 45}
@@ -313,4 +313,3 @@ def test_the_local_search_order_script_counts_evaluations_to_the_toy_tables_opti
     assert 10 < n <= 120  # (the first ten trials are local search's random start)
     assert script.evaluations_to_optimum("additive", 0, n) == n
     assert script.evaluations_to_optimum("additive", 0, n - 1) == n
-
